@@ -1,0 +1,47 @@
+"""Exceptions and KRPC error codes."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ErrorCode(IntEnum):
+    """KRPC error codes (BEP 5, with BEP 44's additions)."""
+
+    GENERIC = 201
+    SERVER = 202
+    PROTOCOL = 203
+    METHOD_UNKNOWN = 204
+    MESSAGE_TOO_BIG = 205
+    INVALID_SIGNATURE = 206
+    SALT_TOO_BIG = 207
+    CAS_MISMATCH = 301
+    SEQUENCE_TOO_OLD = 302
+
+
+class MalformedMessage(ValueError):
+    """Input that is not a valid KRPC message (or a valid argument of one).
+
+    C{queryTid} is the transaction id of a malformed *query* when it could be read, so
+    that the query can be answered with error 203; None otherwise.
+    """
+
+    def __init__(self, reason: str, queryTid: bytes | None = None) -> None:
+        super().__init__(reason)
+        self.queryTid = queryTid
+
+
+class KRPCError(Exception):
+    """A KRPC error: received from a remote node, or raised by a handler to answer with one."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"KRPC error {self.code}: {self.message}"
+
+
+class QueryTimeout(Exception):
+    """An outgoing query got no reply in time."""
