@@ -37,7 +37,8 @@ def _withinDepth(value: Any, limit: int) -> bool:
 def _decodeBencode2(data: bytes) -> Any:
     try:
         return _bencode2.bdecode(data)  # type: ignore[union-attr]
-    except (_bencode2.BencodeDecodeError, RecursionError) as e:  # type: ignore[union-attr]
+    # ValueError too: int() refuses integers longer than sys.get_int_max_str_digits().
+    except (_bencode2.BencodeDecodeError, ValueError, RecursionError) as e:  # type: ignore[union-attr]
         raise MalformedMessage(f"invalid bencoding: {e}") from None
 
 
@@ -92,3 +93,15 @@ def decode(data: bytes) -> Any:
 def encode(value: Any) -> bytes:
     """Encode a value made of bytes, ints, lists and dicts with bytes keys."""
     return _encode(value)
+
+
+def encodedSize(value: Any) -> int:
+    """The length of C{encode(value)}, computed without encoding."""
+    if isinstance(value, bytes):
+        size = len(value)
+        return size + len(str(size)) + 1
+    if isinstance(value, int):
+        return len(str(value)) + 2
+    if isinstance(value, dict):
+        return 2 + sum(encodedSize(key) + encodedSize(item) for key, item in value.items())
+    return 2 + sum(encodedSize(item) for item in value)

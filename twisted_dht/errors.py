@@ -45,3 +45,7 @@ class KRPCError(Exception):
 
 class QueryTimeout(Exception):
     """An outgoing query got no reply in time."""
+
+
+class ProtocolStopped(Exception):
+    """The KRPC protocol stopped while a query was pending."""
