@@ -1,0 +1,252 @@
+"""KRPCProtocol: KRPC over UDP — decoding, dispatch of queries, pending transactions."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from . import krpc
+from .errors import (
+    ErrorCode,
+    KRPCError,
+    MalformedMessage,
+    ProtocolStopped,
+    QueryTimeout,
+)
+from .interfaces import IKRPCController
+from .krpc import Address, Query, Response
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds an outgoing query waits for its reply."""
+
+_OTHER = b"other"
+
+
+class KRPCProtocol(DatagramProtocol):
+    """One UDP socket speaking KRPC.
+
+    Incoming queries go to C{controller.krpc_<method>(query, address)}, which returns the
+    reply's C{r} dictionary or a Deferred of it, or raises L{KRPCError} (or
+    L{MalformedMessage}, answered with 203); the reply goes back from this socket.
+    Replies to our queries fire the Deferreds returned by L{query}. Malformed input and
+    replies that match no pending query are dropped and counted, never answered.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        controller: IKRPCController,
+        *,
+        reactor: IReactorTime | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        readOnly: bool = False,
+        version: bytes | None = krpc.VERSION,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor  # type: ignore[assignment]
+        self.reactor: IReactorTime = reactor  # type: ignore[assignment]
+        self.controller = controller
+        self.timeout = timeout
+        self.readOnly = readOnly
+        self.version = version
+        self._pending: dict[tuple[bytes, Address], tuple[Deferred[Response], IDelayedCall]] = {}
+        self.queriesIn: Counter[bytes] = Counter()
+        self.queriesOut: Counter[bytes] = Counter()
+        self.counters: Counter[str] = Counter()
+
+    # Receiving ---------------------------------------------------------------
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        """Handle one datagram; never raises."""
+        address: Address = (addr[0], addr[1])
+        counters = self.counters
+        counters["bytesIn"] += len(datagram)
+        try:
+            message = krpc.decodeMessage(datagram)
+        except MalformedMessage as e:
+            counters["malformed"] += 1
+            self.log.debug(
+                "Malformed datagram from {address}: {reason}", address=address, reason=e
+            )
+            if e.queryTid is not None and not self.readOnly:
+                self._sendError(e.queryTid, ErrorCode.PROTOCOL, str(e), address)
+            return
+        except Exception:
+            counters["malformed"] += 1
+            self.log.failure(
+                "Unexpected failure decoding a datagram from {address}", address=address
+            )
+            return
+        if type(message) is Query:
+            if self.readOnly:
+                counters["droppedReadOnly"] += 1
+                return
+            self._queryReceived(message, address)
+        else:
+            self._replyReceived(message, address)  # type: ignore[arg-type]
+
+    def _queryReceived(self, query: Query, address: Address) -> None:
+        method = query.method
+        handler = getattr(self.controller, "krpc_" + method.decode("ascii", "replace"), None)
+        self.queriesIn[method if handler is not None else _OTHER] += 1
+        try:
+            self.controller.queryReceived(query, address)
+        except Exception:
+            self.log.failure("Controller failed on a query from {address}", address=address)
+        if handler is None:
+            self._sendError(
+                query.tid,
+                ErrorCode.METHOD_UNKNOWN,
+                "Method Unknown: " + method.decode("latin-1"),
+                address,
+            )
+            return
+        try:
+            result = handler(query, address)
+        except Exception:
+            self._handlerFailed(Failure(), query, address)
+            return
+        if isinstance(result, Deferred):
+            result.addCallbacks(
+                self._sendResponse,
+                self._handlerFailed,
+                callbackArgs=(query, address),
+                errbackArgs=(query, address),
+            )
+        else:
+            self._sendResponse(result, query, address)
+
+    def _sendResponse(self, values: dict[bytes, Any], query: Query, address: Address) -> None:
+        data = krpc.encodeResponse(query.tid, values, requester=address, version=self.version)
+        if len(data) > krpc.MAX_REPLY_SIZE:
+            self.log.error(
+                "Refusing to send a {size}-byte reply to {method}",
+                size=len(data),
+                method=query.method,
+            )
+            self._sendError(query.tid, ErrorCode.SERVER, "Server Error", address)
+            return
+        self.counters["responsesSent"] += 1
+        self._write(data, address)
+
+    def _handlerFailed(self, failure: Failure, query: Query, address: Address) -> None:
+        error = failure.value
+        if isinstance(error, KRPCError):
+            self._sendError(query.tid, error.code, error.message, address)
+        elif isinstance(error, MalformedMessage):
+            self._sendError(query.tid, ErrorCode.PROTOCOL, str(error), address)
+        else:
+            self.log.failure(
+                "Handler for {method} failed", failure, method=query.method.decode("latin-1")
+            )
+            self._sendError(query.tid, ErrorCode.SERVER, "Server Error", address)
+
+    def _sendError(self, tid: bytes, code: int, message: str, address: Address) -> None:
+        self.counters["errorsSent"] += 1
+        self._write(krpc.encodeError(tid, code, message[:200], version=self.version), address)
+
+    def _replyReceived(self, reply: krpc.Response | krpc.Error, address: Address) -> None:
+        pending = self._pending.pop((reply.tid, address), None)
+        if pending is None:
+            self.counters["unknownTransaction"] += 1
+            return
+        deferred, timer = pending
+        timer.cancel()
+        if type(reply) is Response:
+            self.counters["responsesReceived"] += 1
+            deferred.callback(reply)
+        else:
+            self.counters["errorsReceived"] += 1
+            assert isinstance(reply, krpc.Error)
+            deferred.errback(KRPCError(reply.code, reply.message.decode("utf-8", "replace")))
+
+    # Sending -----------------------------------------------------------------
+
+    def query(
+        self,
+        address: Address,
+        method: bytes,
+        args: dict[bytes, Any],
+        timeout: float | None = None,
+    ) -> Deferred[Response]:
+        """Send a query; C{args} must hold our C{id}.
+
+        @return: a Deferred that fires with the L{Response}, or fails with L{KRPCError},
+            L{QueryTimeout} or L{ProtocolStopped}; cancelling it forgets the query.
+        """
+        if self.transport is None:
+            return _failed(ProtocolStopped("the protocol is not running"))
+        key = (self._newTid(address), address)
+
+        def cancel(deferred: Deferred[Response]) -> None:
+            entry = self._pending.pop(key, None)
+            if entry is not None:
+                entry[1].cancel()
+
+        deferred: Deferred[Response] = Deferred(cancel)
+        timer = self.reactor.callLater(
+            self.timeout if timeout is None else timeout, self._timedOut, key
+        )
+        self._pending[key] = (deferred, timer)
+        data = krpc.encodeQuery(key[0], method, args, version=self.version, readOnly=self.readOnly)
+        self.queriesOut[method] += 1
+        self._write(data, address)
+        return deferred
+
+    def _newTid(self, address: Address) -> bytes:
+        pending = self._pending
+        for length in (2, 2, 2, 4, 4, 4):
+            tid = os.urandom(length)
+            if (tid, address) not in pending:
+                return tid
+        while True:  # pragma: no cover - needs ~2**32 queries pending to one address
+            tid = os.urandom(8)
+            if (tid, address) not in pending:
+                return tid
+
+    def _timedOut(self, key: tuple[bytes, Address]) -> None:
+        entry = self._pending.pop(key, None)
+        if entry is not None:
+            self.counters["timeouts"] += 1
+            entry[0].errback(QueryTimeout(f"no reply from {key[1][0]}:{key[1][1]}"))
+
+    def _write(self, data: bytes, address: Address) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        try:
+            transport.write(data, address)
+        except OSError as e:
+            self.counters["sendErrors"] += 1
+            self.log.debug("Cannot send to {address}: {error}", address=address, error=e)
+            return
+        self.counters["bytesOut"] += len(data)
+
+    @property
+    def pendingCount(self) -> int:
+        """How many of our queries await a reply."""
+        return len(self._pending)
+
+    def stopProtocol(self) -> None:
+        """Cancel every pending timer and fail every pending query."""
+        pending, self._pending = self._pending, {}
+        for deferred, timer in pending.values():
+            timer.cancel()
+            deferred.errback(ProtocolStopped("the protocol stopped"))
+        self.transport = None
+
+
+def _failed(error: Exception) -> Deferred[Response]:
+    deferred: Deferred[Response] = Deferred()
+    deferred.errback(error)
+    return deferred
