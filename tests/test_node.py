@@ -1,0 +1,233 @@
+"""Tests for twisted_dht.node: a whole node on an in-memory network driven by a Clock."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_dht import krpc
+from twisted_dht.krpc import Address
+from twisted_dht.node import DHTNode
+from twisted_dht.nodeid import distance
+from twisted_dht.testing import MemoryNetwork
+
+K = 8
+
+
+def addressOf(index: int) -> Address:
+    """A distinct IPv4 address (and /24) per node index."""
+    return (f"10.{index // 200}.{index % 200}.1", 6881)
+
+
+class Swarm:
+    """N DHT nodes on one MemoryNetwork and Clock; node 0 is everyone's router."""
+
+    def __init__(self, count: int, *, seed: int = 1, lossRate: float = 0.0, **options: Any):
+        self.clock = Clock()
+        self.network = MemoryNetwork(self.clock, lossRate=lossRate, seed=seed)
+        rng = random.Random(seed)
+        self.nodes: list[DHTNode] = []
+        for index in range(count):
+            node = DHTNode(
+                rng.randbytes(20),
+                reactor=self.clock,
+                routers=[addressOf(0)] if index else [],
+                **options,
+            )
+            self.network.listen(node.protocol4, addressOf(index))
+            self.nodes.append(node)
+
+    def run(self, seconds: float, step: float = 0.01) -> None:
+        for _ in range(round(seconds / step)):
+            self.clock.advance(step)
+
+    def join(self, spacing: float = 0.5) -> None:
+        """Start every node, one after the other."""
+        for node in self.nodes:
+            node.start()
+            self.run(spacing)
+        self.run(20)
+
+    def wait(self, deferred: Deferred[Any], limit: float = 120) -> Any:
+        results: list[Any] = []
+        deferred.addBoth(results.append)
+        steps = 0
+        while not results and steps < limit / 0.01:
+            self.clock.advance(0.01)
+            steps += 1
+        if not results:
+            raise AssertionError("the Deferred did not fire in simulated time")
+        return results[0]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.run(1)
+
+    def trueClosest(self, target: bytes) -> list[bytes]:
+        ids = [node.nodeId for node in self.nodes]
+        return heapq.nsmallest(K, ids, key=lambda i: distance(i, target))
+
+
+class SwarmTests(SynchronousTestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.swarm = Swarm(200)
+        cls.swarm.join(spacing=0.2)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.swarm.stop()
+
+    def test_everyTableFills(self) -> None:
+        """After 200 nodes bootstrap from one, every node knows at least K good nodes."""
+        counts = [node.table4.goodCount() for node in self.swarm.nodes]
+        self.assertGreaterEqual(min(counts), K, counts)
+
+    def test_lookupConverges(self) -> None:
+        """findNode from any node returns the true K closest nodes (brute force)."""
+        rng = random.Random(7)
+        for _ in range(10):
+            target = rng.randbytes(20)
+            origin = rng.choice(self.swarm.nodes)
+            found = self.swarm.wait(origin.findNode(target))
+            expected = [i for i in self.swarm.trueClosest(target) if i != origin.nodeId]
+            self.assertEqual([nodeId for nodeId, _ in found][: len(expected)], expected[:K])
+
+    def test_announceThenGetPeers(self) -> None:
+        """A peer announced by one node is found by getPeers from another."""
+        infoHash = random.Random(3).randbytes(20)
+        announcer, looker = self.swarm.nodes[17], self.swarm.nodes[123]
+        accepted = self.swarm.wait(announcer.announce(infoHash, 51413))
+        self.assertGreaterEqual(accepted, K // 2)
+        seen: list[Address] = []
+        peers = self.swarm.wait(looker.getPeers(infoHash, onPeer=seen.append))
+        self.assertIn((addressOf(17)[0], 51413), peers)
+        self.assertEqual(sorted(seen), sorted(peers))
+
+    def test_impliedPortAnnounce(self) -> None:
+        """An announce without a port stores our UDP source port."""
+        infoHash = random.Random(4).randbytes(20)
+        self.swarm.wait(self.swarm.nodes[40].announce(infoHash))
+        peers = self.swarm.wait(self.swarm.nodes[90].getPeers(infoHash))
+        self.assertEqual(peers, [addressOf(40)])
+
+    def test_pingApi(self) -> None:
+        """ping fires with the remote node's id."""
+        nodeId = self.swarm.wait(self.swarm.nodes[5].ping(addressOf(6)))
+        self.assertEqual(nodeId, self.swarm.nodes[6].nodeId)
+
+    def test_stats(self) -> None:
+        """stats reports table sizes, stored peers and queries by method."""
+        stats = self.swarm.nodes[0].stats()
+        self.assertGreater(stats["nodes4"], K)
+        self.assertGreater(stats["queriesIn"]["find_node"], 0)
+        self.assertIn("peers", stats)
+        self.assertEqual(stats["nodeId"], self.swarm.nodes[0].nodeId.hex())
+
+
+class LossyNetworkTests(SynchronousTestCase):
+    def test_lookupsSurviveLoss(self) -> None:
+        """With 10% of datagrams lost, announce then getPeers still works."""
+        swarm = Swarm(60, seed=2, lossRate=0.1)
+        swarm.join(spacing=0.2)
+        infoHash = b"\x42" * 20
+        self.assertGreater(swarm.wait(swarm.nodes[10].announce(infoHash, 6000)), 0)
+        peers = swarm.wait(swarm.nodes[50].getPeers(infoHash))
+        self.assertIn((addressOf(10)[0], 6000), peers)
+        swarm.stop()
+
+
+class LifecycleTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.network = MemoryNetwork(self.clock)
+        self.node = DHTNode(b"\x01" * 20, reactor=self.clock, routers=[("10.9.9.9", 6881)])
+        self.network.listen(self.node.protocol4, ("10.0.0.1", 6881))
+
+    def test_stopLeavesNoDelayedCall(self) -> None:
+        """stop cancels loops, bootstrap retries, announces and queries: no DelayedCall left."""
+        self.node.start()
+        self.node.keepAnnounced(b"\x02" * 20, 6881)
+        self.node.ping(("10.0.0.2", 6881)).addErrback(lambda _: None)
+        self.clock.advance(1)
+        self.node.stop()
+        self.clock.advance(1)  # in-flight datagrams arrive (to nobody)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_bootstrapWithoutNetworkBacksOff(self) -> None:
+        """With no router answering, the node logs, keeps serving and retries with backoff."""
+        self.network.unreachable.add(("10.9.9.9", 6881))
+        self.node.start()
+        sent = []
+        for _ in range(3600):
+            self.clock.advance(1)
+            sent.append(self.node.protocol4.queriesOut[b"find_node"])
+        # backoff: 5, 10, 20, ... capped at 300 s: about 15 attempts in an hour, not 3600
+        self.assertLess(sent[-1], 25)
+        self.assertGreater(sent[-1], 5)
+        self.node.stop()
+
+    def test_bootstrapResultWhenAlone(self) -> None:
+        """bootstrap fires with success False when nobody answers."""
+        self.network.unreachable.add(("10.9.9.9", 6881))
+        d = self.node.bootstrap()
+        self.clock.advance(30)
+        result = self.successResultOf(d)
+        self.assertFalse(result.success)
+        self.assertEqual(result.goodNodes, 0)
+
+    def test_badArguments(self) -> None:
+        """findNode, getPeers and announce refuse ids that are not 20 bytes and bad ports."""
+        self.assertRaises(ValueError, self.node.findNode, b"short")
+        self.assertRaises(ValueError, self.node.getPeers, b"short")
+        self.assertRaises(ValueError, self.node.announce, b"\x00" * 20, 0)
+
+    def test_cancelGetPeers(self) -> None:
+        """Cancelling getPeers cancels its lookup and queries."""
+        self.node.table4.nodeResponded(b"\x05" * 20, ("10.0.0.5", 6881))
+        self.network.unreachable.add(("10.0.0.5", 6881))
+        d = self.node.getPeers(b"\x03" * 20)
+        self.clock.advance(0.1)
+        d.cancel()
+        self.failureResultOf(d)
+        self.assertEqual(self.node.protocol4.pendingCount, 0)
+
+    def test_keepAnnouncedReannounces(self) -> None:
+        """keepAnnounced announces again within 15-30 minutes until stopAnnouncing."""
+        self.node.start(bootstrap=False)
+        infoHash = b"\x07" * 20
+        self.node.keepAnnounced(infoHash, 6881)
+        first = self.node.lookupsStarted
+        self.clock.advance(1801)
+        self.assertGreater(self.node.lookupsStarted, first)
+        self.node.stopAnnouncing(infoHash)
+        after = self.node.lookupsStarted
+        self.clock.advance(3600)
+        self.assertEqual(self.node.lookupsStarted, after)
+        self.assertEqual(self.node.announcing(), [])
+        self.node.stop()
+
+    def test_staleBucketRefreshed(self) -> None:
+        """A bucket unchanged for 15 minutes gets a refresh lookup from maintenance."""
+        self.node.start(bootstrap=False)
+        self.node.table4.nodeResponded(b"\x80" * 20, ("10.0.0.8", 6881))
+        before = self.node.lookupsStarted
+        self.clock.advance(16 * 60)
+        self.assertGreater(self.node.lookupsStarted, before)
+        self.node.stop()
+
+    def test_knownNodesTriedFirst(self) -> None:
+        """Known nodes (from the state file) are pinged before routers are asked."""
+        self.node.knownNodes = [("10.0.0.7", 6881)]
+        self.node.bootstrap()
+        self.clock.advance(0)
+        sent = [krpc.decodeMessage(data) for data, _ in self.node.protocol4.transport.written]  # type: ignore[union-attr]
+        first = sent[0]
+        assert isinstance(first, krpc.Query)
+        self.assertEqual(first.method, b"ping")
