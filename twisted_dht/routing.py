@@ -1,0 +1,555 @@
+"""The BEP 5 routing table: buckets, node states, replacement caches and closest().
+
+Pure logic: no I/O, and all time comes from an injected L{IReactorTime}. The node keeps
+one table per address family. Callers report what happened to a node:
+
+  - L{RoutingTable.nodeResponded}: it answered one of our queries ("confirmed");
+  - L{RoutingTable.nodeQueried}: it sent us a query ("heard from", possibly spoofed);
+  - L{RoutingTable.nodeFailed}: our query to it timed out.
+
+Only confirmed nodes evict or replace anyone; heard-from nodes only fill free room.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+from collections import Counter
+from collections.abc import Callable, Sequence
+from enum import Enum
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from . import krpc
+from .krpc import Address
+from .nodeid import ID_BITS, ID_LENGTH, randomIdInRange, toInt
+
+GOOD_INTERVAL = 15 * 60.0
+"""A node is good while it answered (or, having answered once, queried us) this recently."""
+
+REFRESH_INTERVAL = 15 * 60.0
+"""A bucket unchanged for this long should be refreshed (BEP 5)."""
+
+PING_THROTTLE = 60.0
+"""A questionable contact is pinged at most once per this many seconds on insertion pressure."""
+
+SUBNET_LIMIT = 2
+"""At most this many entries of one /24 (IPv4) or /64 (IPv6) per bucket list."""
+
+MAX_DEPTH = ID_BITS - 1
+"""A bucket whose prefix is this long never splits."""
+
+_ID_SPACE = 1 << ID_BITS
+
+
+class NodeState(Enum):
+    """BEP 5 node states."""
+
+    GOOD = "good"
+    QUESTIONABLE = "questionable"
+    BAD = "bad"
+
+
+class Contact:
+    """A node known to the routing table: id, address and what we heard from it."""
+
+    __slots__ = (
+        "_ip",
+        "_local",
+        "_subnet",
+        "address",
+        "compact",
+        "failures",
+        "idInt",
+        "lastPinged",
+        "lastQuery",
+        "lastResponse",
+        "maxFailures",
+        "nodeId",
+    )
+
+    def __init__(self, nodeId: bytes, address: Address, *, maxFailures: int = 2) -> None:
+        """
+        @raise ValueError: if the id is not 20 bytes or the address is not an IP literal.
+        """
+        if len(nodeId) != ID_LENGTH:
+            raise ValueError(f"node id must be {ID_LENGTH} bytes, got {len(nodeId)}")
+        self.nodeId = nodeId
+        self.idInt = toInt(nodeId)
+        self.address = address
+        self.compact = krpc.packNode(nodeId, address)
+        self.lastResponse: float | None = None
+        """When it last answered one of our queries."""
+        self.lastQuery: float | None = None
+        """When it last sent us a query."""
+        self.lastPinged: float | None = None
+        """When the table last asked for it to be pinged."""
+        self.failures = 0
+        """Consecutive failed queries."""
+        self.maxFailures = maxFailures
+        ip = ipaddress.ip_address(address[0])
+        packed = ip.packed
+        self._ip = packed
+        self._subnet = packed[:3] if ip.version == 4 else packed[:8]
+        self._local = ip.is_loopback or ip.is_private or ip.is_link_local
+
+    def state(self, now: float) -> NodeState:
+        """This contact's BEP 5 state at time C{now}."""
+        if self.failures >= self.maxFailures:
+            return NodeState.BAD
+        lastResponse = self.lastResponse
+        if lastResponse is not None and (
+            now - lastResponse < GOOD_INTERVAL
+            or (self.lastQuery is not None and now - self.lastQuery < GOOD_INTERVAL)
+        ):
+            return NodeState.GOOD
+        return NodeState.QUESTIONABLE
+
+    def lastSeen(self) -> float:
+        """When we last heard from it at all (answer or query); -inf if never."""
+        return max(
+            -float("inf") if self.lastResponse is None else self.lastResponse,
+            -float("inf") if self.lastQuery is None else self.lastQuery,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<Contact {self.nodeId.hex()} {self.address[0]}:{self.address[1]}"
+            f" failures={self.failures}>"
+        )
+
+
+class Bucket:
+    """The contacts with C{low <= idInt < high}, an aligned power-of-two block of ids.
+
+    C{contacts} is ordered least recently seen first; C{replacements} (the replacement
+    cache) oldest first. Both lists belong to the table: read them, do not mutate them.
+    """
+
+    __slots__ = ("contacts", "high", "lastChanged", "low", "mask", "replacements")
+
+    def __init__(self, low: int, high: int, lastChanged: float) -> None:
+        self.low = low
+        self.high = high
+        self.mask = ~(high - low - 1)
+        """Clears the bits that vary inside the block."""
+        self.lastChanged = lastChanged
+        self.contacts: list[Contact] = []
+        self.replacements: list[Contact] = []
+
+    @property
+    def depth(self) -> int:
+        """The length of the id prefix this bucket covers (0 for the whole space)."""
+        return ID_BITS - (self.high - self.low).bit_length() + 1
+
+    def covers(self, idInt: int) -> bool:
+        """Whether an id (as an integer) falls in this bucket's range."""
+        return self.low <= idInt < self.high
+
+    def randomId(self) -> bytes:
+        """A random id in this bucket's range, the target of a refresh lookup."""
+        return randomIdInRange(self.low, self.high)
+
+    def __len__(self) -> int:
+        return len(self.contacts)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Bucket depth={self.depth} low={self.low:#042x} contacts={len(self.contacts)}"
+            f" replacements={len(self.replacements)}>"
+        )
+
+
+class RoutingTable:
+    """A BEP 5 routing table for one address family, with libtorrent's IP hygiene."""
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        ownId: bytes,
+        *,
+        k: int = 8,
+        replacements: int = 8,
+        maxFailures: int = 2,
+        restrictIPs: bool = True,
+        relaxLocal: bool = False,
+        pingQuestionable: Callable[[Contact], object] | None = None,
+        reactor: IReactorTime | None = None,
+    ) -> None:
+        """
+        @param ownId: our node id; never inserted, and the only bucket holding it splits.
+        @param k: bucket size and the default count of L{closest}.
+        @param replacements: size of each bucket's replacement cache.
+        @param maxFailures: consecutive failures that make a contact bad.
+        @param restrictIPs: one live entry per IP, two per /24 (/64) per bucket.
+        @param relaxLocal: exempt loopback, private and link-local addresses from
+            C{restrictIPs}.
+        @param pingQuestionable: called with a questionable contact that should be pinged
+            because a confirmed newcomer waits for its slot; report the outcome with
+            L{nodeResponded} or L{nodeFailed}.
+        """
+        if len(ownId) != ID_LENGTH:
+            raise ValueError(f"own id must be {ID_LENGTH} bytes, got {len(ownId)}")
+        if k < 1 or replacements < 0 or maxFailures < 1:
+            raise ValueError("need k >= 1, replacements >= 0 and maxFailures >= 1")
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor  # type: ignore[assignment]
+        self._reactor: IReactorTime = reactor  # type: ignore[assignment]
+        self.k = k
+        self.replacements = replacements
+        self.maxFailures = maxFailures
+        self.restrictIPs = restrictIPs
+        self.relaxLocal = relaxLocal
+        self.pingQuestionable = pingQuestionable
+        self._reset(ownId, self._reactor.seconds())
+
+    def _reset(self, ownId: bytes, now: float) -> None:
+        self._ownId = ownId
+        self._ownInt = toInt(ownId)
+        self._buckets: list[Bucket] = [Bucket(0, _ID_SPACE, now)]
+        self._lows: list[int] = [0]
+        self._byAddress: dict[Address, Contact] = {}
+        self._byId: dict[bytes, Contact] = {}
+        self._cachedByAddress: dict[Address, Contact] = {}
+        self._liveIPs: Counter[bytes] = Counter()
+
+    @property
+    def ownId(self) -> bytes:
+        """Our node id (change it with L{setOwnId})."""
+        return self._ownId
+
+    def setOwnId(self, newId: bytes) -> None:
+        """Adopt a new own id and rebuild the buckets around it, keeping the contacts.
+
+        Live contacts are re-inserted good ones first; those that no longer fit go to the
+        replacement caches (bounded as usual). A contact with the new id is dropped.
+        """
+        if len(newId) != ID_LENGTH:
+            raise ValueError(f"own id must be {ID_LENGTH} bytes, got {len(newId)}")
+        now = self._reactor.seconds()
+        order = {NodeState.GOOD: 0, NodeState.QUESTIONABLE: 1, NodeState.BAD: 2}
+        live = sorted(
+            (c for b in self._buckets for c in b.contacts),
+            key=lambda c: (order[c.state(now)], -c.lastSeen()),
+        )
+        cached = [c for b in self._buckets for c in b.replacements]
+        self._reset(newId, now)
+        for contact in live:
+            if contact.nodeId != newId:
+                self._place(contact, now)
+        for contact in sorted(cached, key=Contact.lastSeen):
+            if contact.nodeId != newId and contact.nodeId not in self._byId:
+                self._place(contact, now)
+        for bucket in self._buckets:
+            bucket.contacts.sort(key=Contact.lastSeen)
+
+    # Reporting events
+
+    def nodeResponded(self, nodeId: bytes, address: Address) -> None:
+        """A node answered one of our queries: confirm it, inserting it if possible."""
+        self._seen(nodeId, address, confirmed=True)
+
+    def nodeQueried(self, nodeId: bytes, address: Address) -> None:
+        """A node sent us a query: refresh it, or insert it only where there is room."""
+        self._seen(nodeId, address, confirmed=False)
+
+    def nodeFailed(self, address: Address) -> None:
+        """Our query to C{address} timed out.
+
+        A contact that never answered goes at once; a bad one goes when a replacement can
+        take its slot, and otherwise stays (so an outage of our own network does not
+        empty the table). A failed replacement-cache entry is dropped.
+        """
+        contact = self._byAddress.get(address)
+        if contact is None:
+            cached = self._cachedByAddress.get(address)
+            if cached is not None:
+                self._dropCached(self._bucketFor(cached.idInt), cached)
+            return
+        contact.failures += 1
+        bucket = self._bucketFor(contact.idInt)
+        now = self._reactor.seconds()
+        if contact.lastResponse is None:
+            self._removeLive(bucket, contact)
+            self._refill(bucket, now)
+        elif contact.state(now) is NodeState.BAD:
+            candidate = self._pickReplacement(bucket, contact)
+            if candidate is not None:
+                self._removeLive(bucket, contact)
+                self._promote(bucket, candidate, now)
+
+    # Queries
+
+    def get(self, address: Address) -> Contact | None:
+        """The live contact at C{address}, if any (replacement-cache entries excluded)."""
+        return self._byAddress.get(address)
+
+    def contacts(self) -> list[Contact]:
+        """Every contact in the live buckets, in bucket order."""
+        return [c for b in self._buckets for c in b.contacts]
+
+    def goodCount(self) -> int:
+        """How many live contacts are good now."""
+        now = self._reactor.seconds()
+        return sum(c.state(now) is NodeState.GOOD for b in self._buckets for c in b.contacts)
+
+    def __len__(self) -> int:
+        """How many contacts the live buckets hold."""
+        return len(self._byAddress)
+
+    def buckets(self) -> Sequence[Bucket]:
+        """The buckets, in id order."""
+        return tuple(self._buckets)
+
+    def staleBuckets(self, interval: float = REFRESH_INTERVAL) -> list[Bucket]:
+        """The buckets that have not changed for C{interval} seconds, to be refreshed."""
+        now = self._reactor.seconds()
+        return [b for b in self._buckets if now - b.lastChanged >= interval]
+
+    def questionable(self) -> list[Contact]:
+        """The live contacts that are not good, least recently seen first, to be pinged.
+
+        Bad contacts kept for want of a replacement are included: a ping that succeeds
+        revives them after an outage of our own network.
+        """
+        now = self._reactor.seconds()
+        found = [
+            c for b in self._buckets for c in b.contacts if c.state(now) is not NodeState.GOOD
+        ]
+        found.sort(key=Contact.lastSeen)
+        return found
+
+    def closest(self, target: bytes, k: int | None = None) -> list[Contact]:
+        """The C{k} (default: the table's k) good contacts closest to C{target}, nearest first.
+
+        Each bucket is an aligned block of ids, and XOR with the target maps it onto another
+        aligned block, so the buckets sort by that block's start and every contact of a
+        later bucket is farther than every contact of an earlier one: the walk stops as soon
+        as k good contacts are found.
+        """
+        if k is None:
+            k = self.k
+        if k <= 0:
+            return []
+        t = toInt(target)
+        now = self._reactor.seconds()
+        good = NodeState.GOOD
+        found: list[Contact] = []
+        buckets = self._buckets
+        if len(buckets) > 1:
+            buckets = sorted(buckets, key=lambda b: (b.low ^ t) & b.mask)
+        for bucket in buckets:
+            inBucket = [c for c in bucket.contacts if c.state(now) is good]
+            if inBucket:
+                if len(inBucket) > 1:
+                    inBucket.sort(key=lambda c: c.idInt ^ t)
+                found += inBucket
+                if len(found) >= k:
+                    del found[k:]
+                    break
+        return found
+
+    # Internals
+
+    def _bucketIndex(self, idInt: int) -> int:
+        return bisect.bisect_right(self._lows, idInt) - 1
+
+    def _bucketFor(self, idInt: int) -> Bucket:
+        return self._buckets[bisect.bisect_right(self._lows, idInt) - 1]
+
+    def _seen(self, nodeId: bytes, address: Address, confirmed: bool) -> None:
+        if nodeId == self._ownId:
+            return
+        now = self._reactor.seconds()
+        known = self._byAddress.get(address)
+        if known is not None:
+            if known.nodeId == nodeId:
+                self._touch(known, now, confirmed)
+                bucket = self._bucketFor(known.idInt)
+                bucket.contacts.remove(known)
+                bucket.contacts.append(known)
+                bucket.lastChanged = now
+                return
+            if not confirmed:
+                # An unsolicited query may be spoofed: it must not evict anyone.
+                return
+            # Same ip:port, new id: evict the old entry, then treat this as a newcomer.
+            self._removeLive(self._bucketFor(known.idInt), known)
+        toPing = self._insert(nodeId, address, now, confirmed)
+        if known is not None:
+            self._refill(self._bucketFor(known.idInt), now)
+        if toPing is not None and self.pingQuestionable is not None:
+            try:
+                self.pingQuestionable(toPing)
+            except Exception:
+                self._log.failure("pingQuestionable({contact!r}) failed", contact=toPing)
+
+    def _insert(
+        self, nodeId: bytes, address: Address, now: float, confirmed: bool
+    ) -> Contact | None:
+        """Insert a node not live at C{address}; return a contact to ping, if any."""
+        if nodeId in self._byId:
+            return None  # a known id at another address: do not let a new IP hijack it
+        contact: Contact | None = None
+        cached = self._cachedByAddress.get(address)
+        if cached is not None:
+            self._dropCached(self._bucketFor(cached.idInt), cached)
+            if cached.nodeId == nodeId:
+                contact = cached
+        if contact is None:
+            idInt = toInt(nodeId)
+            if any(c.nodeId == nodeId for c in self._bucketFor(idInt).replacements):
+                return None  # the same rule in the replacement cache
+            contact = Contact(nodeId, address, maxFailures=self.maxFailures)
+        self._touch(contact, now, confirmed)
+        return self._place(contact, now, confirmed)
+
+    @staticmethod
+    def _touch(contact: Contact, now: float, confirmed: bool) -> None:
+        if confirmed:
+            contact.lastResponse = now
+            contact.failures = 0
+        else:
+            contact.lastQuery = now
+
+    def _place(self, contact: Contact, now: float, evict: bool = False) -> Contact | None:
+        """Put a contact in a live bucket (splitting ours if needed) or a replacement cache.
+
+        With C{evict} (a confirmed newcomer) it may replace a bad contact; returns the
+        questionable contact that should be pinged to make room for it, if any.
+        """
+        split: list[Bucket] = []
+        try:
+            return self._placeIn(contact, now, evict, split)
+        finally:
+            # Fill the room a split made from the caches, after the newcomer had its turn.
+            for bucket in split:
+                if self._bucketFor(bucket.low) is bucket:
+                    self._refill(bucket, now)
+
+    def _placeIn(
+        self, contact: Contact, now: float, evict: bool, split: list[Bucket]
+    ) -> Contact | None:
+        while True:
+            index = self._bucketIndex(contact.idInt)
+            bucket = self._buckets[index]
+            if len(bucket.contacts) < self.k:
+                if self._allowedLive(bucket, contact):
+                    self._addLive(bucket, contact, now)
+                return None
+            if not self._canSplit(bucket):
+                break
+            split.extend(self._split(index))
+        if evict:
+            for old in bucket.contacts:
+                if old.state(now) is NodeState.BAD and self._allowedLive(bucket, contact, old):
+                    self._removeLive(bucket, old)
+                    self._addLive(bucket, contact, now)
+                    return None
+        if not self._addCached(bucket, contact) or not evict:
+            return None
+        for old in bucket.contacts:  # least recently seen first
+            if old.state(now) is NodeState.QUESTIONABLE:
+                if old.lastPinged is None or now - old.lastPinged >= PING_THROTTLE:
+                    old.lastPinged = now
+                    return old
+                return None
+        return None
+
+    def _canSplit(self, bucket: Bucket) -> bool:
+        return bucket.covers(self._ownInt) and bucket.high - bucket.low > 2
+
+    def _split(self, index: int) -> tuple[Bucket, Bucket]:
+        bucket = self._buckets[index]
+        middle = (bucket.low + bucket.high) // 2
+        lower = Bucket(bucket.low, middle, bucket.lastChanged)
+        upper = Bucket(middle, bucket.high, bucket.lastChanged)
+        for contact in bucket.contacts:
+            (lower if contact.idInt < middle else upper).contacts.append(contact)
+        for contact in bucket.replacements:
+            (lower if contact.idInt < middle else upper).replacements.append(contact)
+        self._buckets[index : index + 1] = [lower, upper]
+        self._lows.insert(index + 1, middle)
+        return lower, upper
+
+    def _exempt(self, contact: Contact) -> bool:
+        return not self.restrictIPs or (self.relaxLocal and contact._local)
+
+    def _allowedLive(
+        self, bucket: Bucket, contact: Contact, replacing: Contact | None = None
+    ) -> bool:
+        """Whether the IP rules let C{contact} into C{bucket} (in place of C{replacing})."""
+        if self._exempt(contact):
+            return True
+        sameIP = self._liveIPs[contact._ip]
+        if replacing is not None and replacing._ip == contact._ip:
+            sameIP -= 1
+        if sameIP > 0:
+            return False
+        sameSubnet = sum(
+            c._subnet == contact._subnet and c is not replacing for c in bucket.contacts
+        )
+        return sameSubnet < SUBNET_LIMIT
+
+    def _allowedCached(self, bucket: Bucket, contact: Contact) -> bool:
+        if self._exempt(contact):
+            return True
+        if self._liveIPs[contact._ip] > 0:
+            return False
+        if any(c._ip == contact._ip for c in bucket.replacements):
+            return False
+        sameSubnet = sum(c._subnet == contact._subnet for c in bucket.replacements)
+        return sameSubnet < SUBNET_LIMIT
+
+    def _addLive(self, bucket: Bucket, contact: Contact, now: float) -> None:
+        bucket.contacts.append(contact)
+        bucket.lastChanged = now
+        self._byAddress[contact.address] = contact
+        self._byId[contact.nodeId] = contact
+        self._liveIPs[contact._ip] += 1
+
+    def _removeLive(self, bucket: Bucket, contact: Contact) -> None:
+        bucket.contacts.remove(contact)
+        del self._byAddress[contact.address]
+        del self._byId[contact.nodeId]
+        self._liveIPs[contact._ip] -= 1
+        if not self._liveIPs[contact._ip]:
+            del self._liveIPs[contact._ip]
+
+    def _addCached(self, bucket: Bucket, contact: Contact) -> bool:
+        if self.replacements == 0 or not self._allowedCached(bucket, contact):
+            return False
+        if len(bucket.replacements) >= self.replacements:
+            self._dropCached(bucket, bucket.replacements[0])
+        bucket.replacements.append(contact)
+        self._cachedByAddress[contact.address] = contact
+        return True
+
+    def _dropCached(self, bucket: Bucket, contact: Contact) -> None:
+        bucket.replacements.remove(contact)
+        del self._cachedByAddress[contact.address]
+
+    def _pickReplacement(self, bucket: Bucket, replacing: Contact | None) -> Contact | None:
+        """The cached contact to promote: the newest confirmed one, else the newest."""
+        candidates = bucket.replacements[::-1]
+        candidates.sort(key=lambda c: c.lastResponse is None)  # stable: newest first
+        for candidate in candidates:
+            if self._allowedLive(bucket, candidate, replacing):
+                return candidate
+        return None
+
+    def _promote(self, bucket: Bucket, contact: Contact, now: float) -> None:
+        self._dropCached(bucket, contact)
+        self._addLive(bucket, contact, now)
+
+    def _refill(self, bucket: Bucket, now: float) -> None:
+        """Fill free room in C{bucket} from its replacement cache."""
+        while len(bucket.contacts) < self.k:
+            candidate = self._pickReplacement(bucket, None)
+            if candidate is None:
+                return
+            self._promote(bucket, candidate, now)
