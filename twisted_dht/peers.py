@@ -1,0 +1,290 @@
+"""In-memory storage of announced peers (BEP 5), with BEP 33's seed flag.
+
+Layout
+======
+The store is an C{OrderedDict} from info_hash to a L{_Swarm}, ordered by last announce:
+every announce moves its info_hash to the end, and a new info_hash arriving when
+C{maxInfoHashes} are stored evicts the first one, the least recently announced.
+
+A swarm holds up to two L{_Peers}, one per address family (BEP 32: IPv4 and IPv6 peers
+are served separately), each capped at C{maxPeersPerInfoHash}. Instead of one Python
+object per peer (a dict entry with a 6-byte key costs about 86 bytes in CPython), a
+L{_Peers} keeps three parallel arrays of fixed-size slots:
+
+    - C{addresses}: C{bytearray}, the compact address of slot i at C{[i*w:(i+1)*w]},
+      C{w} being 6 (IPv4) or 18 (IPv6), ready to go into a C{values} list;
+    - C{times}: C{array('d')}, the reactor time of the slot's last announce;
+    - C{seeds}: C{bytearray}, 1 where the peer announced itself as a seed.
+
+That is 15 bytes per IPv4 peer (27 per IPv6 peer) plus a few hundred bytes per swarm.
+
+Slots are kept in announce order, oldest first, so the arrays stay sorted by time:
+    - expired peers are a prefix, found by bisection and dropped with one slice deletion;
+    - the non-expired ones are the suffix, sampled without scanning (L{getCompactPeers});
+    - when a family is full, slot 0 (the oldest announce) makes room;
+    - a re-announce (same IP and port) is found with C{bytearray.find}, checked for slot
+      alignment, and moved to the end.
+Finding and moving are C-speed memory operations bounded by the per-hash cap, so adding
+a peer costs O(1) in the number of stored peers. Times come from the injected reactor
+and are made monotonic, so a clock stepping back cannot unsort them.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from bisect import bisect_right
+from collections import OrderedDict
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .interfaces import IPeerStore
+from .krpc import Address, packAddress, unpackAddress
+
+
+class _Peers:
+    """The peers of one info_hash and one address family, as slots in announce order."""
+
+    __slots__ = ("addresses", "seeds", "times", "width")
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.addresses = bytearray()
+        self.times = array("d")
+        self.seeds = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def find(self, compact: bytes) -> int:
+        """The slot holding C{compact}, or -1."""
+        addresses, width = self.addresses, self.width
+        offset = addresses.find(compact)
+        while offset >= 0 and offset % width:
+            offset = addresses.find(compact, offset + 1)
+        return offset // width if offset >= 0 else -1
+
+    def add(self, compact: bytes, now: float, seed: bool, cap: int) -> int:
+        """Store or refresh a peer as the newest; return the change in the peer count."""
+        slot = self.find(compact)
+        if slot >= 0:
+            self._remove(slot)
+            added = 0
+        elif len(self.times) >= cap:
+            excess = len(self.times) - cap + 1
+            self.removeFirst(excess)
+            added = 1 - excess
+        else:
+            added = 1
+        self.addresses += compact
+        self.times.append(now)
+        self.seeds.append(seed)
+        return added
+
+    def _remove(self, slot: int) -> None:
+        width = self.width
+        del self.addresses[slot * width : (slot + 1) * width]
+        del self.times[slot]
+        del self.seeds[slot]
+
+    def removeFirst(self, count: int) -> None:
+        """Drop the C{count} oldest slots."""
+        del self.addresses[: count * self.width]
+        del self.times[:count]
+        del self.seeds[:count]
+
+    def firstValid(self, cutoff: float) -> int:
+        """The first slot announced after C{cutoff}: all slots before it have expired."""
+        return bisect_right(self.times, cutoff)
+
+
+class _Swarm:
+    """The peers of one info_hash: one L{_Peers} per family, created when needed."""
+
+    __slots__ = ("v4", "v6")
+
+    def __init__(self) -> None:
+        self.v4: _Peers | None = None
+        self.v6: _Peers | None = None
+
+    def families(self) -> list[_Peers]:
+        return [peers for peers in (self.v4, self.v6) if peers is not None]
+
+
+@implementer(IPeerStore)
+class PeerStore:
+    """Peers by info_hash, with expiry and caps; see the module docstring for the layout.
+
+    A peer expires C{peerTTL} seconds after its last announce. Each info_hash keeps at
+    most C{maxPeersPerInfoHash} peers of each family (the oldest announce goes first),
+    and at most C{maxInfoHashes} info_hashes are kept (the least recently announced goes
+    first). L{start} removes expired peers every C{cleanupInterval} seconds; reads ignore
+    expired peers whether or not cleanup has run.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        *,
+        peerTTL: float = 1800.0,
+        maxPeersPerInfoHash: int = 100,
+        maxInfoHashes: int = 10000,
+        cleanupInterval: float = 300.0,
+        reactor: IReactorTime | None = None,
+    ) -> None:
+        if maxPeersPerInfoHash < 1 or maxInfoHashes < 1:
+            raise ValueError("the caps must be at least 1")
+        if peerTTL <= 0 or cleanupInterval <= 0:
+            raise ValueError("peerTTL and cleanupInterval must be positive")
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor  # type: ignore[assignment]
+        self.reactor: IReactorTime = reactor  # type: ignore[assignment]
+        self.peerTTL = peerTTL
+        self.maxPeersPerInfoHash = maxPeersPerInfoHash
+        self.maxInfoHashes = maxInfoHashes
+        self.cleanupInterval = cleanupInterval
+        self._swarms: OrderedDict[bytes, _Swarm] = OrderedDict()
+        self._peerCount = 0
+        self._lastTime = float("-inf")
+        self._loop: LoopingCall | None = None
+
+    def _now(self) -> float:
+        """The reactor's time, never less than a time already returned."""
+        now = self._lastTime = max(self.reactor.seconds(), self._lastTime)
+        return now
+
+    def _cutoff(self) -> float:
+        """Peers last announced at or before this time have expired."""
+        return self._now() - self.peerTTL
+
+    # Writing -------------------------------------------------------------------
+
+    def addPeer(self, infoHash: bytes, address: Address, seed: bool = False) -> None:
+        """Store or refresh C{address} under C{infoHash}, with its seed flag.
+
+        @raise ValueError: if C{address} is not an IPv4 or IPv6 literal and a port.
+        """
+        compact = packAddress(address)
+        swarms = self._swarms
+        swarm = swarms.get(infoHash)
+        if swarm is None:
+            if len(swarms) >= self.maxInfoHashes:
+                self._evict(swarms.popitem(last=False)[1])
+            swarm = swarms[infoHash] = _Swarm()
+        else:
+            swarms.move_to_end(infoHash)
+        if len(compact) == 6:
+            peers = swarm.v4
+            if peers is None:
+                peers = swarm.v4 = _Peers(6)
+        else:
+            peers = swarm.v6
+            if peers is None:
+                peers = swarm.v6 = _Peers(18)
+        self._peerCount += peers.add(compact, self._now(), seed, self.maxPeersPerInfoHash)
+
+    def _evict(self, swarm: _Swarm) -> None:
+        self._peerCount -= sum(len(peers) for peers in swarm.families())
+
+    def cleanup(self) -> None:
+        """Drop expired peers, and info_hashes left without peers."""
+        cutoff = self._cutoff()
+        swarms = self._swarms
+        for infoHash, swarm in list(swarms.items()):
+            for peers in swarm.families():
+                expired = peers.firstValid(cutoff)
+                if expired:
+                    peers.removeFirst(expired)
+                    self._peerCount -= expired
+            if not (swarm.v4 or swarm.v6):
+                del swarms[infoHash]
+
+    def clear(self) -> None:
+        """Forget every peer."""
+        self._swarms.clear()
+        self._peerCount = 0
+
+    # Reading -------------------------------------------------------------------
+
+    def getCompactPeers(
+        self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
+    ) -> list[bytes]:
+        """The non-expired peers of one family as compact strings for a C{values} list.
+
+        With C{limit} and more peers stored, a uniform random sample of C{limit} of them,
+        in O(limit) time.
+        """
+        swarm = self._swarms.get(infoHash)
+        if swarm is None:
+            return []
+        peers = swarm.v6 if ipv6 else swarm.v4
+        if peers is None:
+            return []
+        first, end = peers.firstValid(self._cutoff()), len(peers)
+        slots: range | list[int] = range(first, end)
+        if limit is not None and limit < end - first:
+            slots = random.sample(slots, max(limit, 0))
+        data, width = bytes(peers.addresses), peers.width  # one copy, then bytes slices
+        return [data[slot * width : (slot + 1) * width] for slot in slots]
+
+    def getPeers(
+        self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
+    ) -> list[Address]:
+        """The non-expired peers of one family; a uniform random sample of C{limit} of
+        them when more are stored."""
+        return [unpackAddress(compact) for compact in self.getCompactPeers(infoHash, ipv6, limit)]
+
+    def hasPeers(self, infoHash: bytes) -> bool:
+        """Whether any non-expired peer, of either family, is stored for C{infoHash}."""
+        swarm = self._swarms.get(infoHash)
+        if swarm is None:
+            return False
+        cutoff = self._cutoff()
+        return any(len(peers) and peers.times[-1] > cutoff for peers in swarm.families())
+
+    def seedCount(self, infoHash: bytes) -> int:
+        """How many non-expired peers of C{infoHash}, of either family, are seeds."""
+        swarm = self._swarms.get(infoHash)
+        if swarm is None:
+            return 0
+        cutoff = self._cutoff()
+        return sum(peers.seeds.count(1, peers.firstValid(cutoff)) for peers in swarm.families())
+
+    def infoHashCount(self) -> int:
+        """How many info_hashes are stored (some may hold only expired peers)."""
+        return len(self._swarms)
+
+    def peerCount(self) -> int:
+        """How many peers are stored in all (some may have expired)."""
+        return self._peerCount
+
+    # Periodic cleanup ----------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether periodic cleanup is running."""
+        return self._loop is not None and self._loop.running
+
+    def start(self) -> None:
+        """Run L{cleanup} every C{cleanupInterval} seconds; does nothing if running."""
+        if self.running:
+            return
+        loop = self._loop = LoopingCall(self.cleanup)
+        loop.clock = self.reactor
+        loop.start(self.cleanupInterval, now=False).addErrback(self._loopFailed)
+
+    def stop(self) -> None:
+        """Stop periodic cleanup; does nothing if not running."""
+        loop, self._loop = self._loop, None
+        if loop is not None and loop.running:
+            loop.stop()
+
+    def _loopFailed(self, failure: Failure) -> None:
+        self.log.failure("Peer store cleanup failed", failure)
