@@ -201,22 +201,32 @@ class LifecycleTests(SynchronousTestCase):
     def test_keepAnnouncedReannounces(self) -> None:
         """keepAnnounced announces again within 15-30 minutes until stopAnnouncing."""
         self.node.start(bootstrap=False)
+        announced: list[bytes] = []
+        original = self.node.announce
+
+        def announce(infoHash: bytes, *args: Any, **kwargs: Any) -> Deferred[int]:
+            announced.append(infoHash)
+            return original(infoHash, *args, **kwargs)
+
+        self.node.announce = announce  # type: ignore[method-assign]
         infoHash = b"\x07" * 20
         self.node.keepAnnounced(infoHash, 6881)
-        first = self.node.lookupsStarted
-        self.clock.advance(1801)
-        self.assertGreater(self.node.lookupsStarted, first)
+        self.clock.advance(899)
+        self.assertEqual(announced, [infoHash])
+        self.clock.advance(902)
+        self.assertEqual(announced, [infoHash, infoHash])
         self.node.stopAnnouncing(infoHash)
-        after = self.node.lookupsStarted
         self.clock.advance(3600)
-        self.assertEqual(self.node.lookupsStarted, after)
+        self.assertEqual(len(announced), 2)
         self.assertEqual(self.node.announcing(), [])
         self.node.stop()
 
     def test_staleBucketRefreshed(self) -> None:
         """A bucket unchanged for 15 minutes gets a refresh lookup from maintenance."""
+        neighbour = DHTNode(b"\x80" * 20, reactor=self.clock, routers=[])
+        self.network.listen(neighbour.protocol4, ("10.0.0.8", 6881))
         self.node.start(bootstrap=False)
-        self.node.table4.nodeResponded(b"\x80" * 20, ("10.0.0.8", 6881))
+        self.node.table4.nodeResponded(neighbour.nodeId, ("10.0.0.8", 6881))
         before = self.node.lookupsStarted
         self.clock.advance(16 * 60)
         self.assertGreater(self.node.lookupsStarted, before)

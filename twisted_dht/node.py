@@ -21,7 +21,7 @@ from .krpc import Address, Response
 from .lookup import Lookup, LookupResult
 from .nodeid import distance, toInt
 from .protocol import KRPCProtocol
-from .routing import Contact, RoutingTable
+from .routing import Contact, NodeState, RoutingTable
 from .server import DHTServer, K
 
 DEFAULT_ROUTERS: tuple[Address, ...] = (
@@ -166,6 +166,20 @@ class DHTNode(DHTServer):
             self.queryTimeout if timeout is None else timeout,
         )
 
+    def queryReceived(self, query: krpc.Query, address: Address) -> None:
+        """Offer the querier to the table, and ping it once if it is new there.
+
+        A node that only queried us is not good until it answers one of our queries; the
+        ping confirms it, so that it can be given out in our replies.
+        """
+        super().queryReceived(query, address)
+        if query.readOnly or not self.running:
+            return
+        contact = self.tableFor(address).get(address)
+        if contact is not None and contact.lastResponse is None and contact.lastPinged is None:
+            contact.lastPinged = self.reactor.seconds()
+            self.ping(address).addErrback(lambda _: None)
+
     def pingQuestionable(self, contact: Contact) -> None:
         """Ping a questionable contact; the table learns the outcome."""
         if self.running:
@@ -245,7 +259,7 @@ class DHTNode(DHTServer):
                     sends.append(
                         self._announceTo(address, infoHash, token, port, impliedPort, seed)
                     )
-            return gatherResults(sends).addCallback(sum)  # type: ignore[arg-type]
+            return gatherResults(sends, consumeErrors=True).addCallback(sum)  # type: ignore[arg-type]
 
         return self._lookupAll(infoHash, b"get_peers").addCallback(announceAll)
 
@@ -353,7 +367,7 @@ class DHTNode(DHTServer):
         onPeer: Callable[[Address], object] | None = None,
     ) -> Deferred[list[LookupResult]]:
         lookups = [self.lookup(target, method, ipv6, onPeer) for ipv6 in self.families()]
-        return gatherResults(lookups)
+        return gatherResults(lookups, consumeErrors=True)
 
     # Bootstrap -----------------------------------------------------------------
 
@@ -468,8 +482,8 @@ class DHTNode(DHTServer):
         return self.table4.goodCount() + self.table6.goodCount()
 
     def _maintain(self) -> None:
-        """Refresh stale buckets, ping questionable nodes, rejoin when the table emptied."""
-        if self.goodCount() == 0 and self._bootstrapRetry is None and not self._bootstrapping:
+        """Refresh stale buckets, ping questionable nodes, rejoin when no node is left."""
+        if self._bootstrapRetry is None and not self._bootstrapping and not self._anyAlive():
             self._keepBootstrapping()
             return
         for ipv6 in self.families():
@@ -482,6 +496,15 @@ class DHTNode(DHTServer):
                 self._refreshing += 1
                 bucket.lastChanged = self.reactor.seconds()
                 self.lookup(bucket.randomId(), b"find_node", ipv6).addBoth(self._refreshed)
+
+    def _anyAlive(self) -> bool:
+        """Whether a routing table holds a contact that is not bad."""
+        now = self.reactor.seconds()
+        return any(
+            contact.state(now) is not NodeState.BAD
+            for table in (self.table4, self.table6)
+            for contact in table.contacts()
+        )
 
     def _refreshed(self, result: object) -> None:
         self._refreshing -= 1
