@@ -74,6 +74,8 @@ class DHTNode(DHTServer):
         self.routers = list(routers)
         self.knownNodes: list[Address] = []
         """Addresses to try before the routers (e.g. from the state file)."""
+        self.routerNodes: dict[Address, bytes] = {}
+        """Routers that answered, with their ids: lookup seeds, never table entries."""
         self.alpha = alpha
         self.queryTimeout = queryTimeout
         self.shortTimeout = shortTimeout
@@ -338,7 +340,7 @@ class DHTNode(DHTServer):
             target,
             self.nodeId,
             self.sendQuery,
-            table,
+            _RouterFilter(table, self.routerNodes),
             method=method,
             ipv6=ipv6,
             k=K,
@@ -413,24 +415,25 @@ class DHTNode(DHTServer):
         return resolved
 
     async def _askRouters(self, routers: list[Address]) -> list[list[tuple[bytes, Address]]]:
-        want = [b"n4", b"n6"] if len(self.families()) == 2 else None
+        """Ask each router for nodes near our id; remember the routers that answered."""
         args: dict[bytes, Any] = {b"target": self.nodeId}
-        if want:
-            args[b"want"] = want
-        queries = [
-            self._track(self.sendQuery(address, b"find_node", args))
-            for address in routers
-            if self.protocolFor(address).transport is not None
-        ]
-        replies = await DeferredList(queries, consumeErrors=True)
+        if len(self.families()) == 2:
+            args[b"want"] = [b"n4", b"n6"]
+        asked = [a for a in routers if self.protocolFor(a).transport is not None]
+        replies = await DeferredList(
+            [self._track(self.sendQuery(address, b"find_node", args)) for address in asked],
+            consumeErrors=True,
+        )
         answered = []
-        for ok, response in replies:
+        for address, (ok, response) in zip(asked, replies):
             if not ok:
                 continue
             try:
-                answered.append(krpc.responseNodes(response) + krpc.responseNodes(response, True))
+                nodes = krpc.responseNodes(response) + krpc.responseNodes(response, True)
             except MalformedMessage:
                 continue
+            self.routerNodes[address] = response.nodeId
+            answered.append(nodes)
         return answered
 
     async def _refreshBuckets(self, ipv6: bool) -> None:
@@ -534,3 +537,19 @@ class DHTNode(DHTServer):
             "queriesOut": dict(queriesOut),
             **counters,
         }
+
+
+class _RouterFilter:
+    """A lookup's view of a routing table that keeps routers out of it."""
+
+    def __init__(self, table: RoutingTable, routers: dict[Address, bytes]) -> None:
+        self.table = table
+        self.routers = routers
+
+    def nodeResponded(self, nodeId: bytes, address: Address) -> None:
+        if address not in self.routers:
+            self.table.nodeResponded(nodeId, address)
+
+    def nodeFailed(self, address: Address) -> None:
+        if address not in self.routers:
+            self.table.nodeFailed(address)
