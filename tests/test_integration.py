@@ -193,7 +193,7 @@ class NetworkOverUDPTests(TestCase):
         nodes: list[DHTNode] = []
         ports: list[Any] = []
         router: Address | None = None
-        for index in range(24):
+        for _ in range(24):
             node = DHTNode(
                 routers=[router] if router else [],
                 queryTimeout=2.0,
