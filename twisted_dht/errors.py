@@ -49,3 +49,11 @@ class QueryTimeout(Exception):
 
 class ProtocolStopped(Exception):
     """The KRPC protocol stopped while a query was pending."""
+
+
+class QueryDropped(ProtocolStopped):
+    """An outgoing query was not sent: too many queries wait for the query-rate limit.
+
+    A L{ProtocolStopped}, so that lookups treat it as "not sent" rather than as a node
+    failure.
+    """

@@ -35,6 +35,8 @@ class Query:
     args: dict[bytes, Any]
     version: bytes | None = None
     readOnly: bool = False
+    size: int = 0
+    """The size of the datagram it came in (set by the protocol; 0 when unknown)."""
 
     @property
     def nodeId(self) -> bytes:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +16,14 @@ from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from . import krpc
-from .errors import MalformedMessage, QueryTimeout
+from . import bep42, krpc, ratelimit
+from .errors import MalformedMessage, ProtocolStopped, QueryDropped, QueryTimeout
+from .ipvoter import IPVoter
 from .krpc import Address, Response
 from .lookup import Lookup, LookupResult
 from .nodeid import distance, toInt
 from .protocol import KRPCProtocol
+from .ratelimit import DoSBlocker, TokenBucket
 from .routing import Contact, NodeState, RoutingTable
 from .server import DHTServer, K
 
@@ -52,6 +55,24 @@ class DHTNode(DHTServer):
     Bind C{protocol4} (and C{protocol6}) with C{reactor.listenUDP}, call L{start}, then use
     the Deferred-returning API: L{bootstrap}, L{ping}, L{findNode}, L{getPeers},
     L{announce}, L{keepAnnounced}. L{stop} cancels every timer and pending query.
+
+    Hardening (all on by default, see L{twisted_dht.ratelimit} for the defaults):
+
+    @param ipRateLimit: datagrams per second one IP may send (averaged over 10 s) before
+        it is ignored for 5 minutes; 0 disables the per-IP blocker. With C{relaxLocal},
+        local addresses (BEP 42's exempt ranges) are never blocked.
+    @param uploadLimit: bytes per second we send (3 s of burst); replies that do not fit
+        are dropped. 0 disables it.
+    @param queryRateLimit: incoming queries per second handled in all; 0 disables it.
+    @param outgoingQueryRate: queries per second we send; more wait (at most
+        C{maxQueuedQueries} of them, beyond which they fail with L{QueryDropped}).
+    @param restrictSearchSubnets: one contact per /24 (/64) per lookup; default on,
+        unless C{relaxLocal} is set.
+    @param enforceNodeId: (a server option) keep nodes whose id fails BEP 42 out of the
+        routing tables. Whatever it says, such nodes do not count for lookup termination
+        and are not announce targets.
+    @ivar idChanged: callables called with the new id when the node takes a BEP 42 id for
+        a newly voted external IP (e.g. to save the state file).
     """
 
     def __init__(
@@ -67,10 +88,17 @@ class DHTNode(DHTServer):
         maintenanceInterval: float = 60.0,
         refreshInterval: float = 900.0,
         announceInterval: tuple[float, float] = (900.0, 1800.0),
-        restrictSearchSubnets: bool = False,
+        restrictSearchSubnets: bool | None = None,
+        ipRateLimit: float = ratelimit.DEFAULT_IP_RATE,
+        uploadLimit: float = ratelimit.DEFAULT_UPLOAD_LIMIT,
+        queryRateLimit: float = ratelimit.DEFAULT_QUERY_RATE,
+        outgoingQueryRate: float = ratelimit.DEFAULT_OUTGOING_QUERY_RATE,
+        maxQueuedQueries: int = 1000,
         **serverOptions: Any,
     ) -> None:
         super().__init__(nodeId, reactor=reactor, **serverOptions)
+        if restrictSearchSubnets is None:
+            restrictSearchSubnets = not serverOptions.get("relaxLocal", False)
         self.routers = list(routers)
         self.knownNodes: list[Address] = []
         """Addresses to try before the routers (e.g. from the state file)."""
@@ -82,8 +110,34 @@ class DHTNode(DHTServer):
         self.refreshInterval = refreshInterval
         self.announceInterval = announceInterval
         self.restrictSearchSubnets = restrictSearchSubnets
-        self.protocol4 = KRPCProtocol(self, reactor=self.reactor, readOnly=readOnly)
-        self.protocol6 = KRPCProtocol(self, reactor=self.reactor, readOnly=readOnly)
+        relaxLocal = bool(serverOptions.get("relaxLocal", False))
+        self.blocker = DoSBlocker(
+            ipRateLimit, exempt=bep42.isLocal if relaxLocal else None, reactor=self.reactor
+        )
+        self.uploadLimiter = TokenBucket(
+            uploadLimit, uploadLimit * ratelimit.DEFAULT_UPLOAD_BURST, reactor=self.reactor
+        )
+        self.queryLimiter = TokenBucket(
+            queryRateLimit, queryRateLimit * ratelimit.DEFAULT_QUERY_BURST, reactor=self.reactor
+        )
+        self.queryPacer = TokenBucket(
+            outgoingQueryRate,
+            outgoingQueryRate * ratelimit.DEFAULT_OUTGOING_QUERY_BURST,
+            reactor=self.reactor,
+        )
+        self.maxQueuedQueries = maxQueuedQueries
+        self._queued: deque[_QueuedQuery] = deque()
+        self._drainTimer: IDelayedCall | None = None
+        limits: dict[str, Any] = {
+            "blocker": self.blocker,
+            "uploadLimiter": self.uploadLimiter,
+            "queryLimiter": self.queryLimiter,
+        }
+        self.protocol4 = KRPCProtocol(self, reactor=self.reactor, readOnly=readOnly, **limits)
+        self.protocol6 = KRPCProtocol(self, reactor=self.reactor, readOnly=readOnly, **limits)
+        self.voter4 = IPVoter(reactor=self.reactor)
+        self.voter6 = IPVoter(reactor=self.reactor)
+        self.idChanged: list[Callable[[bytes], object]] = []
         self.running = False
         self.lookupsStarted = 0
         self._outstanding: set[Deferred[Any]] = set()
@@ -128,6 +182,12 @@ class DHTNode(DHTServer):
             self.stopAnnouncing(infoHash)
         while self._outstanding:
             self._outstanding.pop().cancel()
+        if self._drainTimer is not None and self._drainTimer.active():
+            self._drainTimer.cancel()
+        self._drainTimer = None
+        queued, self._queued = self._queued, deque()
+        for entry in queued:
+            entry.deferred.errback(ProtocolStopped("the node stopped"))
 
     def _loopFailed(self, failure: Failure, name: str) -> None:
         self.log.failure("The {name} loop failed", failure, name=name)
@@ -160,13 +220,96 @@ class DHTNode(DHTServer):
     def sendQuery(
         self, address: Address, method: bytes, args: dict[bytes, Any], timeout: float | None = None
     ) -> Deferred[Response]:
-        """Send one query with our id from the socket of C{address}'s family."""
-        return self.protocolFor(address).query(
+        """Send one query with our id from the socket of C{address}'s family.
+
+        Within the outgoing query rate it goes now; over it, it waits in a bounded queue
+        (the returned Deferred fails with L{QueryDropped} when the queue is full).
+        """
+        if not self._queued and self.queryPacer.take():
+            return self._sendNow(address, method, args, timeout)
+        if len(self._queued) >= self.maxQueuedQueries:
+            self.protocolFor(address).counters["droppedQueryQueue"] += 1
+            return _failed(QueryDropped("too many queries wait for the query-rate limit"))
+        entry = _QueuedQuery(address, method, args, timeout)
+
+        def cancel(deferred: Deferred[Response]) -> None:
+            with contextlib.suppress(ValueError):
+                self._queued.remove(entry)
+
+        entry.deferred = Deferred(cancel)
+        self._queued.append(entry)
+        self._scheduleDrain()
+        return entry.deferred
+
+    def _sendNow(
+        self, address: Address, method: bytes, args: dict[bytes, Any], timeout: float | None
+    ) -> Deferred[Response]:
+        deferred = self.protocolFor(address).query(
             address,
             method,
             {b"id": self.nodeId, **args},
             self.queryTimeout if timeout is None else timeout,
         )
+        return deferred.addCallback(self._voteExternalIP, address)
+
+    def _scheduleDrain(self) -> None:
+        if self._drainTimer is None and self._queued:
+            delay = self.queryPacer.delay()
+            self._drainTimer = self.reactor.callLater(delay, self._drain)
+
+    def _drain(self) -> None:
+        """Send the queued queries the outgoing rate allows now."""
+        self._drainTimer = None
+        while self._queued and self.queryPacer.take():
+            entry = self._queued.popleft()
+            self._sendNow(entry.address, entry.method, entry.args, entry.timeout).chainDeferred(
+                entry.deferred
+            )
+        self._scheduleDrain()
+
+    @property
+    def queuedQueries(self) -> int:
+        """How many of our queries wait for the outgoing query rate."""
+        return len(self._queued)
+
+    # BEP 42 --------------------------------------------------------------------
+
+    def _voteExternalIP(self, response: Response, address: Address) -> Response:
+        """Count the responder's view of our IP; adopt a BEP 42 id when it changes."""
+        seen = response.ip
+        if seen is not None:
+            voter = self.voter6 if krpc.isIPv6(address[0]) else self.voter4
+            external = voter.vote(address[0], seen[0])
+            if external is not None:
+                self.externalIPChanged(external)
+        return response
+
+    def externalIPChanged(self, ip: str) -> None:
+        """Our external IP is now C{ip}: take a BEP 42 id for it unless ours is valid.
+
+        An IPv6 address only drives the id while no IPv4 address was voted.
+        """
+        if krpc.isIPv6(ip) and self.voter4.external is not None:
+            return
+        if bep42.verifyId(self.nodeId, ip):
+            return
+        self.setNodeId(bep42.generateId(ip))
+        self.log.info(
+            "External IP {ip}: new BEP 42 node id {nodeId}", ip=ip, nodeId=self.nodeId.hex()
+        )
+
+    def setNodeId(self, nodeId: bytes) -> None:
+        """Adopt C{nodeId}: rebuild the routing tables around it, then call L{idChanged}."""
+        if len(nodeId) != krpc.ID_LENGTH:
+            raise ValueError("a node id is 20 bytes")
+        self.nodeId = nodeId
+        self.table4.setOwnId(nodeId)
+        self.table6.setOwnId(nodeId)
+        for callback in list(self.idChanged):
+            try:
+                callback(nodeId)
+            except Exception:
+                self.log.failure("An idChanged callback failed")
 
     def queryReceived(self, query: krpc.Query, address: Address) -> None:
         """Offer the querier to the table, and ping it once if it is new there.
@@ -348,6 +491,7 @@ class DHTNode(DHTServer):
             shortTimeout=self.shortTimeout,
             timeout=self.queryTimeout,
             restrictSubnets=self.restrictSearchSubnets,
+            eligible=self.compliant,
             onPeer=onPeer,
             reactor=self.reactor,
         )
@@ -525,6 +669,9 @@ class DHTNode(DHTServer):
             counters.update(protocol.counters)
         return {
             "nodeId": self.nodeId.hex(),
+            "externalIP": self.voter4.external or self.voter6.external,
+            "blockedIPs": self.blocker.blocks,
+            "queuedQueries": len(self._queued),
             "nodes4": len(self.table4),
             "goodNodes4": self.table4.goodCount(),
             "nodes6": len(self.table6),
@@ -553,3 +700,24 @@ class _RouterFilter:
     def nodeFailed(self, address: Address) -> None:
         if address not in self.routers:
             self.table.nodeFailed(address)
+
+
+class _QueuedQuery:
+    """A query waiting for the outgoing query rate."""
+
+    __slots__ = ("address", "args", "deferred", "method", "timeout")
+
+    def __init__(
+        self, address: Address, method: bytes, args: dict[bytes, Any], timeout: float | None
+    ) -> None:
+        self.address = address
+        self.method = method
+        self.args = args
+        self.timeout = timeout
+        self.deferred: Deferred[Response] = Deferred()
+
+
+def _failed(error: Exception) -> Deferred[Response]:
+    deferred: Deferred[Response] = Deferred()
+    deferred.errback(error)
+    return deferred

@@ -22,9 +22,13 @@ from .errors import (
 )
 from .interfaces import IKRPCController
 from .krpc import Address, Query, Response
+from .ratelimit import DoSBlocker, TokenBucket
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds an outgoing query waits for its reply."""
+
+ERROR_AMPLIFICATION = 4
+"""An error reply is at most this many times the size of the datagram that caused it."""
 
 _OTHER = b"other"
 
@@ -37,6 +41,14 @@ class KRPCProtocol(DatagramProtocol):
     L{MalformedMessage}, answered with 203); the reply goes back from this socket.
     Replies to our queries fire the Deferreds returned by L{query}. Malformed input and
     replies that match no pending query are dropped and counted, never answered.
+
+    Optional limits, checked in this order: C{blocker} (a L{DoSBlocker}) sees every
+    datagram and drops those of flooding IPs; C{queryLimiter} (a L{TokenBucket} of
+    queries) drops queries over the global rate; C{uploadLimiter} (a L{TokenBucket} of
+    bytes) is spent by everything we send and drops a reply that it cannot pay for. All
+    drops are silent and counted (C{droppedRateLimit}, C{droppedQueryLimit},
+    C{droppedUploadLimit}). Error replies never exceed L{ERROR_AMPLIFICATION} times the
+    datagram that caused them.
     """
 
     log = Logger()
@@ -49,6 +61,9 @@ class KRPCProtocol(DatagramProtocol):
         timeout: float = DEFAULT_TIMEOUT,
         readOnly: bool = False,
         version: bytes | None = krpc.VERSION,
+        blocker: DoSBlocker | None = None,
+        queryLimiter: TokenBucket | None = None,
+        uploadLimiter: TokenBucket | None = None,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -59,6 +74,13 @@ class KRPCProtocol(DatagramProtocol):
         self.timeout = timeout
         self.readOnly = readOnly
         self.version = version
+        self.blocker = blocker if blocker is not None and blocker.enabled else None
+        self.queryLimiter = (
+            queryLimiter if queryLimiter is not None and queryLimiter.enabled else None
+        )
+        self.uploadLimiter = (
+            uploadLimiter if uploadLimiter is not None and uploadLimiter.enabled else None
+        )
         self._pending: dict[tuple[bytes, Address], tuple[Deferred[Response], IDelayedCall]] = {}
         self.queriesIn: Counter[bytes] = Counter()
         self.queriesOut: Counter[bytes] = Counter()
@@ -71,6 +93,10 @@ class KRPCProtocol(DatagramProtocol):
         address: Address = (addr[0], addr[1])
         counters = self.counters
         counters["bytesIn"] += len(datagram)
+        now = self.reactor.seconds()
+        if self.blocker is not None and not self.blocker.allow(address[0], now):
+            counters["droppedRateLimit"] += 1
+            return
         try:
             message = krpc.decodeMessage(datagram)
         except MalformedMessage as e:
@@ -78,8 +104,8 @@ class KRPCProtocol(DatagramProtocol):
             self.log.debug(
                 "Malformed datagram from {address}: {reason}", address=address, reason=e
             )
-            if e.queryTid is not None and not self.readOnly:
-                self._sendError(e.queryTid, ErrorCode.PROTOCOL, str(e), address)
+            if e.queryTid is not None and not self.readOnly and self._admitQuery(now):
+                self._sendError(e.queryTid, ErrorCode.PROTOCOL, str(e), address, len(datagram))
             return
         except Exception:
             counters["malformed"] += 1
@@ -91,9 +117,19 @@ class KRPCProtocol(DatagramProtocol):
             if self.readOnly:
                 counters["droppedReadOnly"] += 1
                 return
+            if not self._admitQuery(now):
+                return
+            message.size = len(datagram)
             self._queryReceived(message, address)
         else:
             self._replyReceived(message, address)  # type: ignore[arg-type]
+
+    def _admitQuery(self, now: float) -> bool:
+        """Whether the global query budget lets one more query in (counted when not)."""
+        if self.queryLimiter is None or self.queryLimiter.take(1.0, now):
+            return True
+        self.counters["droppedQueryLimit"] += 1
+        return False
 
     def _queryReceived(self, query: Query, address: Address) -> None:
         method = query.method
@@ -109,6 +145,7 @@ class KRPCProtocol(DatagramProtocol):
                 ErrorCode.METHOD_UNKNOWN,
                 "Method Unknown: " + method.decode("latin-1"),
                 address,
+                query.size,
             )
             return
         try:
@@ -134,26 +171,52 @@ class KRPCProtocol(DatagramProtocol):
                 size=len(data),
                 method=query.method,
             )
-            self._sendError(query.tid, ErrorCode.SERVER, "Server Error", address)
+            self._sendError(query.tid, ErrorCode.SERVER, "Server Error", address, query.size)
+            return
+        if self._overBudget(data):
             return
         self.counters["responsesSent"] += 1
         self._write(data, address)
 
+    def _overBudget(self, data: bytes) -> bool:
+        """Whether the upload budget refuses a reply of C{data} (counted when it does)."""
+        if self.uploadLimiter is None or self.uploadLimiter.take(len(data)):
+            return False
+        self.counters["droppedUploadLimit"] += 1
+        return True
+
     def _handlerFailed(self, failure: Failure, query: Query, address: Address) -> None:
         error = failure.value
+        size = query.size
         if isinstance(error, KRPCError):
-            self._sendError(query.tid, error.code, error.message, address)
+            self._sendError(query.tid, error.code, error.message, address, size)
         elif isinstance(error, MalformedMessage):
-            self._sendError(query.tid, ErrorCode.PROTOCOL, str(error), address)
+            self._sendError(query.tid, ErrorCode.PROTOCOL, str(error), address, size)
         else:
             self.log.failure(
                 "Handler for {method} failed", failure, method=query.method.decode("latin-1")
             )
-            self._sendError(query.tid, ErrorCode.SERVER, "Server Error", address)
+            self._sendError(query.tid, ErrorCode.SERVER, "Server Error", address, size)
 
-    def _sendError(self, tid: bytes, code: int, message: str, address: Address) -> None:
+    def _sendError(
+        self, tid: bytes, code: int, message: str, address: Address, querySize: int = 0
+    ) -> None:
+        """Send an error, its message cut so that it stays within L{ERROR_AMPLIFICATION}
+        times C{querySize} (when known); dropped if even an empty message does not fit."""
+        text = message[:200].encode("utf-8", "replace")
+        data = krpc.encodeError(tid, code, text, version=self.version)
+        if querySize:
+            excess = len(data) - ERROR_AMPLIFICATION * querySize
+            if excess > 0:
+                text = text[: max(0, len(text) - excess)]
+                data = krpc.encodeError(tid, code, text, version=self.version)
+                if len(data) > ERROR_AMPLIFICATION * querySize:
+                    self.counters["droppedAmplification"] += 1
+                    return
+        if self._overBudget(data):
+            return
         self.counters["errorsSent"] += 1
-        self._write(krpc.encodeError(tid, code, message[:200], version=self.version), address)
+        self._write(data, address)
 
     def _replyReceived(self, reply: krpc.Response | krpc.Error, address: Address) -> None:
         pending = self._pending.pop((reply.tid, address), None)
@@ -200,6 +263,8 @@ class KRPCProtocol(DatagramProtocol):
         self._pending[key] = (deferred, timer)
         data = krpc.encodeQuery(key[0], method, args, version=self.version, readOnly=self.readOnly)
         self.queriesOut[method] += 1
+        if self.uploadLimiter is not None:
+            self.uploadLimiter.spend(len(data))
         self._write(data, address)
         return deferred
 

@@ -176,6 +176,7 @@ class RoutingTable:
         restrictIPs: bool = True,
         relaxLocal: bool = False,
         pingQuestionable: Callable[[Contact], object] | None = None,
+        admit: Callable[[bytes, Address], bool] | None = None,
         reactor: IReactorTime | None = None,
     ) -> None:
         """
@@ -189,6 +190,8 @@ class RoutingTable:
         @param pingQuestionable: called with a questionable contact that should be pinged
             because a confirmed newcomer waits for its slot; report the outcome with
             L{nodeResponded} or L{nodeFailed}.
+        @param admit: C{admit(nodeId, address)} is False for nodes that must not enter
+            the table (e.g. ids failing BEP 42); None admits everyone.
         """
         if len(ownId) != ID_LENGTH:
             raise ValueError(f"own id must be {ID_LENGTH} bytes, got {len(ownId)}")
@@ -205,6 +208,7 @@ class RoutingTable:
         self.restrictIPs = restrictIPs
         self.relaxLocal = relaxLocal
         self.pingQuestionable = pingQuestionable
+        self.admit = admit
         self._reset(ownId, self._reactor.seconds())
 
     def _reset(self, ownId: bytes, now: float) -> None:
@@ -374,11 +378,15 @@ class RoutingTable:
                 bucket.contacts.append(known)
                 bucket.lastChanged = now
                 return
+            if self.admit is not None and not self.admit(nodeId, address):
+                return
             if not confirmed:
                 # An unsolicited query may be spoofed: it must not evict anyone.
                 return
             # Same ip:port, new id: evict the old entry, then treat this as a newcomer.
             self._removeLive(self._bucketFor(known.idInt), known)
+        elif self.admit is not None and not self.admit(nodeId, address):
+            return
         toPing = self._insert(nodeId, address, now, confirmed)
         if known is not None:
             self._refill(self._bucketFor(known.idInt), now)

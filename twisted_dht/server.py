@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -9,6 +11,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from . import bencoding, krpc
+from .bep42 import isLocal, verifyId
 from .errors import ErrorCode, KRPCError
 from .interfaces import IKRPCController, IPeerStore
 from .krpc import Address, Query
@@ -19,6 +22,17 @@ from .tokens import TokenStore
 
 K = 8
 """Bucket size, and how many nodes a reply carries."""
+
+AMPLIFICATION = 4.0
+"""A find_node or get_peers reply to an unverified requester is at most this many times
+the size of its query. A plain find_node query is about 95 bytes and its reply with 8
+nodes about 290 (3x), so 4x trims nothing an ordinary IPv4 lookup needs, while a spoofed
+query can never make us send more than 4 bytes per byte received. Verified requesters
+(they answered one of our queries, or presented a valid token) and local addresses get
+the full 1,024 bytes."""
+
+MAX_VERIFIED = 1024
+"""IPs remembered as having presented a valid token (an LRU)."""
 
 _WANT_4 = frozenset({b"n4"})
 _WANT_6 = frozenset({b"n6"})
@@ -34,6 +48,11 @@ class DHTServer:
 
     Handlers are called by L{KRPCProtocol} as C{krpc_<method>(query, address)} and return
     the reply's C{r} dictionary; invalid arguments raise L{KRPCError} 203.
+
+    @param amplification: replies to unverified requesters are trimmed (fewer nodes, then
+        fewer values) to this many times the query's size; 0 disables the rule.
+    @param enforceNodeId: keep nodes whose id fails BEP 42 for their IP out of the
+        routing tables (local addresses are exempt).
     """
 
     log = Logger()
@@ -49,6 +68,8 @@ class DHTServer:
         maxInfoHashes: int = 10000,
         restrictIPs: bool = True,
         relaxLocal: bool = False,
+        amplification: float = AMPLIFICATION,
+        enforceNodeId: bool = False,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -70,8 +91,13 @@ class DHTServer:
         self.tokenStore = (
             tokenStore if tokenStore is not None else TokenStore(reactor=self.reactor)
         )
+        self.amplification = amplification
+        self.enforceNodeId = enforceNodeId
+        self._verified: OrderedDict[str, None] = OrderedDict()
+        admit: Callable[[bytes, Address], bool] | None = self.compliant if enforceNodeId else None
         tableOptions: dict[str, Any] = {
             "k": K,
+            "admit": admit,
             "restrictIPs": restrictIPs,
             "relaxLocal": relaxLocal,
             "pingQuestionable": self.pingQuestionable,
@@ -83,6 +109,29 @@ class DHTServer:
     def tableFor(self, address: Address) -> RoutingTable:
         """The routing table of C{address}'s family."""
         return self.table6 if krpc.isIPv6(address[0]) else self.table4
+
+    @staticmethod
+    def compliant(nodeId: bytes, address: Address) -> bool:
+        """Whether C{nodeId} is valid for C{address} under BEP 42 (local ranges exempt)."""
+        return verifyId(nodeId, address[0])
+
+    def isVerified(self, address: Address) -> bool:
+        """Whether C{address} proved it receives our packets: it presented a valid token,
+        or it is a routing-table contact that answered one of our queries."""
+        if address[0] in self._verified:
+            return True
+        contact = self.tableFor(address).get(address)
+        return contact is not None and contact.lastResponse is not None
+
+    def replyBudget(self, query: Query, address: Address, size: int) -> int:
+        """The most bytes a reply of C{size} bytes to C{query} may take (see
+        L{AMPLIFICATION})."""
+        limit = self.amplification * query.size
+        if not limit or size <= limit or limit >= krpc.MAX_REPLY_SIZE:
+            return krpc.MAX_REPLY_SIZE
+        if isLocal(address[0]) or self.isVerified(address):
+            return krpc.MAX_REPLY_SIZE
+        return int(limit)
 
     def pingQuestionable(self, contact: Any) -> None:
         """Ping a questionable contact; the server alone cannot, so this does nothing.
@@ -108,6 +157,11 @@ class DHTServer:
             raise _missing("target")
         reply: dict[bytes, Any] = {b"id": self.nodeId}
         self._addNodes(reply, target, query, address)
+        if query.size and self.amplification:
+            size = _replySize(reply, query.tid, address)
+            budget = self.replyBudget(query, address, size)
+            if size > budget:
+                _trimNodes(reply, size - budget, address)
         return reply
 
     def krpc_get_peers(self, query: Query, address: Address) -> dict[bytes, Any]:
@@ -121,10 +175,21 @@ class DHTServer:
         }
         self._addNodes(reply, infoHash, query, address)
         ipv6 = krpc.isIPv6(address[0])
-        if self.peerStore.hasPeers(infoHash):
-            budget = krpc.MAX_REPLY_SIZE - _sizeWithoutValues(reply, query.tid, address)
+        hasPeers = self.peerStore.hasPeers(infoHash)
+        if hasPeers or (query.size and self.amplification):
+            size = _replySize(reply, query.tid, address)
+            # With peers, ask for the budget of a full reply: values fill what is left.
+            budget = self.replyBudget(query, address, krpc.MAX_REPLY_SIZE if hasPeers else size)
+            if size > budget:
+                size -= _trimNodes(reply, size - budget, address)
+        if hasPeers:
+            budget -= size + bencoding.encodedSize(b"values") + 2
             limit = budget // (21 if ipv6 else 8)
-            values = self.peerStore.getCompactPeers(infoHash, ipv6=ipv6, limit=limit)
+            values = (
+                self.peerStore.getCompactPeers(infoHash, ipv6=ipv6, limit=limit)
+                if limit > 0
+                else None
+            )
             if values:
                 reply[b"values"] = values
         return reply
@@ -148,6 +213,11 @@ class DHTServer:
             raise KRPCError(ErrorCode.PROTOCOL, f"invalid port: {port}")
         if not self.tokenStore.validate(address[0], infoHash, token):
             raise KRPCError(ErrorCode.PROTOCOL, "invalid token")
+        verified = self._verified
+        verified[address[0]] = None
+        verified.move_to_end(address[0])
+        if len(verified) > MAX_VERIFIED:
+            verified.popitem(last=False)
         self.peerStore.addPeer(infoHash, (address[0], port), seed=krpc.querySeed(query))
         return {b"id": self.nodeId}
 
@@ -163,8 +233,24 @@ class DHTServer:
             reply[b"nodes6"] = b"".join(c.compact for c in self.table6.closest(target, K))
 
 
-def _sizeWithoutValues(reply: dict[bytes, Any], tid: bytes, address: Address) -> int:
-    """The encoded size of a reply before C{values} is added, plus the empty list's key."""
+def _trimNodes(reply: dict[bytes, Any], excess: int, address: Address) -> int:
+    """Drop compact nodes (the other family's first) until C{excess} bytes are gone, or
+    none is left; return how many bytes went."""
+    ipv6 = krpc.isIPv6(address[0])
+    order = ((b"nodes", 26), (b"nodes6", 38)) if ipv6 else ((b"nodes6", 38), (b"nodes", 26))
+    removed = 0
+    for key, width in order:
+        nodes = reply.get(key)
+        if not nodes or removed >= excess:
+            continue
+        drop = min(len(nodes) // width, -(-(excess - removed) // width))
+        reply[key] = nodes[: len(nodes) - drop * width]
+        removed += drop * width
+    return removed
+
+
+def _replySize(reply: dict[bytes, Any], tid: bytes, address: Address) -> int:
+    """The encoded size of a reply with this C{r} dictionary."""
     envelope: dict[bytes, Any] = {
         b"t": tid,
         b"y": b"r",
@@ -172,4 +258,4 @@ def _sizeWithoutValues(reply: dict[bytes, Any], tid: bytes, address: Address) ->
         b"ip": krpc.packAddress(address),
         b"v": krpc.VERSION,
     }
-    return bencoding.encodedSize(envelope) + bencoding.encodedSize(b"values") + 2
+    return bencoding.encodedSize(envelope)
