@@ -1,0 +1,250 @@
+"""The state file: our node id and the good nodes of both routing tables, across restarts.
+
+A small versioned JSON document (like libtorrent's dht_state)::
+
+    {"version": 1,
+     "nodeId": "<40 hex digits>",
+     "nodes": [["<40 hex digits>", "1.2.3.4", 6881], ...],
+     "nodes6": [["<40 hex digits>", "2001:db8::1", 6881], ...]}
+
+It is written atomically (L{saveState}); a missing file means a fresh start, and a corrupt
+one is moved aside, never lost, never fatal (L{loadState}).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from twisted.logger import Logger
+
+from .krpc import Address
+from .nodeid import ID_LENGTH
+from .routing import NodeState as ContactState
+
+if TYPE_CHECKING:
+    from .node import DHTNode
+
+VERSION = 1
+"""The version of the state file format this module writes and reads."""
+
+log = Logger()
+
+SavedNode = tuple[bytes, Address]
+
+
+class StateError(ValueError):
+    """A state file that cannot be read or is not a valid state document."""
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What a node keeps across restarts: its id and the nodes it knew, per family."""
+
+    nodeId: bytes
+    nodes: tuple[SavedNode, ...] = field(default=())
+    nodes6: tuple[SavedNode, ...] = field(default=())
+
+    def addresses(self) -> list[Address]:
+        """Every saved node's address, IPv4 first."""
+        return [address for _, address in (*self.nodes, *self.nodes6)]
+
+    def toJSON(self) -> dict[str, Any]:
+        """The JSON document of this state."""
+        return {
+            "version": VERSION,
+            "nodeId": self.nodeId.hex(),
+            "nodes": [[nodeId.hex(), host, port] for nodeId, (host, port) in self.nodes],
+            "nodes6": [[nodeId.hex(), host, port] for nodeId, (host, port) in self.nodes6],
+        }
+
+    @classmethod
+    def fromJSON(cls, document: object) -> NodeState:
+        """Validate a decoded JSON document.
+
+        @raise StateError: saying what is wrong with it.
+        """
+        if not isinstance(document, dict):
+            raise StateError("not a JSON object")
+        version = document.get("version")
+        if type(version) is not int:
+            raise StateError("missing or non-integer version")
+        if version != VERSION:
+            raise StateError(f"unsupported version {version} (this program reads {VERSION})")
+        return cls(
+            nodeId=_hexId(document.get("nodeId"), "nodeId"),
+            nodes=_nodes(document.get("nodes", []), "nodes", 4),
+            nodes6=_nodes(document.get("nodes6", []), "nodes6", 6),
+        )
+
+
+def _hexId(value: object, where: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 2 * ID_LENGTH:
+        raise StateError(f"{where}: expected {2 * ID_LENGTH} hex digits")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise StateError(f"{where}: not hexadecimal") from None
+
+
+def _nodes(value: object, where: str, family: int) -> tuple[SavedNode, ...]:
+    if not isinstance(value, list):
+        raise StateError(f"{where}: not a list")
+    nodes = []
+    for index, entry in enumerate(value):
+        here = f"{where}[{index}]"
+        if not isinstance(entry, list) or len(entry) != 3:
+            raise StateError(f"{here}: expected [id, host, port]")
+        hexId, host, port = entry
+        nodeId = _hexId(hexId, here)
+        if not isinstance(host, str):
+            raise StateError(f"{here}: host is not a string")
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            raise StateError(f"{here}: {host!r} is not an IP address") from None
+        if ip.version != family:
+            raise StateError(f"{here}: {host!r} is not an IPv{family} address")
+        if type(port) is not int or not 0 < port < 65536:
+            raise StateError(f"{here}: invalid port {port!r}")
+        nodes.append((nodeId, (host, port)))
+    return tuple(nodes)
+
+
+def readState(path: str) -> NodeState:
+    """Read and validate a state file, changing nothing.
+
+    @raise FileNotFoundError: when there is no file at C{path}.
+    @raise StateError: when it cannot be read or is not a valid state document.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError) as e:
+        raise StateError(f"cannot read it: {e}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as e:
+        raise StateError(f"invalid JSON: {e}") from None
+    return NodeState.fromJSON(document)
+
+
+def loadState(path: str) -> NodeState | None:
+    """The state saved at C{path}; None to start fresh.
+
+    A missing file gives None. A corrupt, unreadable or invalid one logs one warning, is
+    moved aside to C{path + ".corrupt"} (or C{".corrupt.1"}, ... when that exists), and
+    gives None. Never raises.
+    """
+    try:
+        return readState(path)
+    except FileNotFoundError:
+        return None
+    except StateError as e:
+        reason = str(e)
+    except Exception as e:  # never crash the node over its state file
+        reason = f"{type(e).__name__}: {e}"
+    try:
+        aside = _moveAside(path)
+    except OSError as e:
+        log.warn(
+            "Ignoring the invalid state file {path} ({reason}); could not move it aside: "
+            "{error}; starting with a fresh state",
+            path=path,
+            reason=reason,
+            error=e,
+        )
+    else:
+        log.warn(
+            "Ignoring the invalid state file {path} ({reason}); moved it to {aside} and "
+            "starting with a fresh state",
+            path=path,
+            reason=reason,
+            aside=aside,
+        )
+    return None
+
+
+def _moveAside(path: str) -> str:
+    """Rename C{path} to the first free name of C{path.corrupt}, C{path.corrupt.1}, ..."""
+    base = path + ".corrupt"
+    candidate, n = base, 0
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = f"{base}.{n}"
+    os.rename(path, candidate)
+    return candidate
+
+
+def saveState(path: str, state: NodeState) -> None:
+    """Write C{state} to C{path} atomically: a temporary file in the same directory,
+    flushed and fsynced, then renamed over C{path}; the directory is fsynced too.
+
+    @raise OSError: when it cannot be written; C{path} is then unchanged.
+    """
+    data = json.dumps(state.toJSON(), indent=1).encode("utf-8") + b"\n"
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(
+        prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory
+    )
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsyncDirectory(directory)
+
+
+def _fsyncDirectory(directory: str) -> None:
+    """Make a rename in C{directory} durable, where the platform allows it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def stateOf(node: DHTNode) -> NodeState:
+    """The state to save for C{node}: its id and the contacts that answered it and are not
+    bad, good ones first, most recently seen first."""
+    now = node.reactor.seconds()
+
+    def saved(contacts: list[Any]) -> tuple[SavedNode, ...]:
+        kept = [
+            c
+            for c in contacts
+            if c.lastResponse is not None and c.state(now) is not ContactState.BAD
+        ]
+        kept.sort(key=lambda c: (c.state(now) is not ContactState.GOOD, -c.lastSeen()))
+        return tuple((c.nodeId, c.address) for c in kept)
+
+    return NodeState(
+        nodeId=node.nodeId,
+        nodes=saved(node.table4.contacts()),
+        nodes6=saved(node.table6.contacts()),
+    )
+
+
+def applyState(node: DHTNode, state: NodeState) -> None:
+    """Make C{node} ping the saved nodes first when it bootstraps (routers are the fallback).
+
+    The node id is chosen when the node is built: pass C{state.nodeId} to L{DHTNode}.
+    """
+    node.knownNodes = state.addresses()
