@@ -1,0 +1,132 @@
+"""Tests for twisted_dht.ratelimit: token buckets and the per-IP flood blocker, on a Clock."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from twisted_dht.ratelimit import DoSBlocker, TokenBucket
+
+
+class TokenBucketTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+
+    def test_startsFullAndEmpties(self) -> None:
+        """A new bucket holds its burst, and refuses once that is taken."""
+        bucket = TokenBucket(10, 20, reactor=self.clock)
+        self.assertEqual(sum(bucket.take() for _ in range(25)), 20)
+
+    def test_refillsAtRate(self) -> None:
+        """Tokens come back at C{rate} per second of the injected clock."""
+        bucket = TokenBucket(10, 20, reactor=self.clock)
+        while bucket.take():
+            pass
+        self.clock.advance(0.5)
+        self.assertEqual(sum(bucket.take() for _ in range(10)), 5)
+
+    def test_burstCapsTheLevel(self) -> None:
+        """However long it waits, the bucket holds at most C{burst} tokens."""
+        bucket = TokenBucket(10, 20, reactor=self.clock)
+        self.clock.advance(1000)
+        self.assertTrue(bucket.take(20))
+        self.assertFalse(bucket.take(1))
+
+    def test_takeAmount(self) -> None:
+        """A take of many tokens succeeds only if all of them are there, and then takes all."""
+        bucket = TokenBucket(100, 1000, reactor=self.clock)
+        self.assertTrue(bucket.take(600))
+        self.assertFalse(bucket.take(600))
+        self.assertTrue(bucket.take(400))
+
+    def test_zeroRateDisables(self) -> None:
+        """A bucket of rate 0 never refuses and is not enabled."""
+        bucket = TokenBucket(0, reactor=self.clock)
+        self.assertFalse(bucket.enabled)
+        self.assertTrue(all(bucket.take(10**9) for _ in range(100)))
+        self.assertEqual(bucket.delay(10**9), 0.0)
+
+    def test_spendGoesIntoDebtBoundedByBurst(self) -> None:
+        """spend() may take the level below zero, but never below -burst."""
+        bucket = TokenBucket(10, 20, reactor=self.clock)
+        bucket.spend(1000)
+        self.assertEqual(bucket.level, -20)
+        self.clock.advance(2.05)
+        self.assertFalse(bucket.take())
+        self.clock.advance(0.1)
+        self.assertTrue(bucket.take())
+
+    def test_delay(self) -> None:
+        """delay() says how long until the tokens asked for are there."""
+        bucket = TokenBucket(4, 4, reactor=self.clock)
+        self.assertEqual(bucket.delay(), 0.0)
+        bucket.take(4)
+        self.assertAlmostEqual(bucket.delay(2), 0.5)
+
+    def test_invalidArguments(self) -> None:
+        """A negative rate, or a burst below one token, is refused."""
+        self.assertRaises(ValueError, TokenBucket, -1, reactor=self.clock)
+        self.assertRaises(ValueError, TokenBucket, 10, 0.5, reactor=self.clock)
+
+
+class DoSBlockerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.blocker = DoSBlocker(5, reactor=self.clock)
+
+    def flood(self, ip: str, count: int, interval: float = 0.0) -> int:
+        """Send C{count} datagrams from C{ip}; return how many were allowed."""
+        allowed = 0
+        for _ in range(count):
+            allowed += self.blocker.allow(ip)
+            self.clock.advance(interval)
+        return allowed
+
+    def test_blocksAbove5PerSecondOver10Seconds(self) -> None:
+        """The 51st datagram within 10 s blocks the IP (5/s averaged over 10 s)."""
+        self.assertEqual(self.flood("1.2.3.4", 50), 50)
+        self.assertFalse(self.blocker.allow("1.2.3.4"))
+        self.assertTrue(self.blocker.isBlocked("1.2.3.4"))
+        self.assertEqual(self.blocker.blocks, 1)
+
+    def test_steadyRateUnderLimitNeverBlocked(self) -> None:
+        """An IP sending 4.5 datagrams a second for ten minutes is never blocked."""
+        self.assertEqual(self.flood("1.2.3.4", 2700, 1 / 4.5), 2700)
+
+    def test_blockLastsFiveMinutes(self) -> None:
+        """A blocked IP is ignored for 300 s, then served again."""
+        self.flood("1.2.3.4", 51)
+        self.clock.advance(299)
+        self.assertFalse(self.blocker.allow("1.2.3.4"))
+        self.clock.advance(1)
+        self.assertTrue(self.blocker.allow("1.2.3.4"))
+        self.assertFalse(self.blocker.isBlocked("1.2.3.4"))
+
+    def test_otherIPsUnaffected(self) -> None:
+        """Blocking one IP does not block another."""
+        self.flood("1.2.3.4", 60)
+        self.assertTrue(self.blocker.allow("1.2.3.5"))
+
+    def test_trackerIsBoundedLRU(self) -> None:
+        """A flood from many sources keeps at most maxTracked entries, dropping the oldest."""
+        blocker = DoSBlocker(5, maxTracked=100, reactor=self.clock)
+        for i in range(10000):
+            blocker.allow(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+        self.assertEqual(len(blocker), 100)
+        for _ in range(51):
+            blocker.allow("1.1.1.1")
+        for i in range(99):
+            blocker.allow(f"2.2.2.{i}")
+        self.assertTrue(blocker.isBlocked("1.1.1.1"))
+
+    def test_zeroRateDisables(self) -> None:
+        """A blocker of rate 0 allows everything and tracks nothing."""
+        blocker = DoSBlocker(0, reactor=self.clock)
+        self.assertTrue(all(blocker.allow("1.2.3.4") for _ in range(10000)))
+        self.assertEqual(len(blocker), 0)
+
+    def test_exemptNeverBlocked(self) -> None:
+        """An IP the exempt predicate accepts is never blocked."""
+        blocker = DoSBlocker(5, exempt=lambda ip: ip.startswith("127."), reactor=self.clock)
+        self.assertTrue(all(blocker.allow("127.0.0.1") for _ in range(1000)))
+        self.assertFalse(all(blocker.allow("8.8.8.8") for _ in range(1000)))
