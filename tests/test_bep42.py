@@ -55,7 +55,7 @@ class VectorTests(SynchronousTestCase):
 
     def test_changedPrefixFails(self) -> None:
         """Flipping any of the first 21 bits, or r's bits in the last byte, breaks the id."""
-        ip, r, hexId = VECTORS[0]
+        ip, _, hexId = VECTORS[0]
         nodeId = bytearray(bytes.fromhex(hexId))
         for bit in range(21):
             broken = bytearray(nodeId)
