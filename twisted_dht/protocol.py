@@ -52,6 +52,7 @@ class KRPCProtocol(DatagramProtocol):
     """
 
     log = Logger()
+    noisy = False
 
     def __init__(
         self,
