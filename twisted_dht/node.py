@@ -233,6 +233,9 @@ class DHTNode(DHTServer):
         entry = _QueuedQuery(address, method, args, timeout)
 
         def cancel(deferred: Deferred[Response]) -> None:
+            if entry.sent is not None:
+                entry.sent.cancel()
+                return
             with contextlib.suppress(ValueError):
                 self._queued.remove(entry)
 
@@ -262,9 +265,8 @@ class DHTNode(DHTServer):
         self._drainTimer = None
         while self._queued and self.queryPacer.take():
             entry = self._queued.popleft()
-            self._sendNow(entry.address, entry.method, entry.args, entry.timeout).chainDeferred(
-                entry.deferred
-            )
+            entry.sent = self._sendNow(entry.address, entry.method, entry.args, entry.timeout)
+            entry.sent.chainDeferred(entry.deferred)
         self._scheduleDrain()
 
     @property
@@ -705,7 +707,7 @@ class _RouterFilter:
 class _QueuedQuery:
     """A query waiting for the outgoing query rate."""
 
-    __slots__ = ("address", "args", "deferred", "method", "timeout")
+    __slots__ = ("address", "args", "deferred", "method", "sent", "timeout")
 
     def __init__(
         self, address: Address, method: bytes, args: dict[bytes, Any], timeout: float | None
@@ -715,6 +717,8 @@ class _QueuedQuery:
         self.args = args
         self.timeout = timeout
         self.deferred: Deferred[Response] = Deferred()
+        self.sent: Deferred[Response] | None = None
+        """The query's Deferred once it is sent."""
 
 
 def _failed(error: Exception) -> Deferred[Response]:
