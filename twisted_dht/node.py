@@ -555,7 +555,7 @@ class DHTNode(DHTServer):
             try:
                 ip = await self.reactor.resolve(host)  # type: ignore[attr-defined]
             except Exception as e:
-                self.log.info("Cannot resolve router {host}: {error}", host=host, error=e)
+                self.log.debug("Cannot resolve router {host}: {error}", host=host, error=e)
                 continue
             resolved.append((ip, port))
         return resolved
@@ -606,10 +606,12 @@ class DHTNode(DHTServer):
                 )
                 self._bootstrapDelay = 0.0
                 return
+            first = self._bootstrapDelay == 0.0
             self._bootstrapDelay = min(max(5.0, self._bootstrapDelay * 2), 300.0)
-            self.log.warn(
-                "Bootstrap failed: no DHT node answered; serving queries and retrying in "
-                "{delay:.0f} s",
+            # One warning per outage; the retries that follow are logged at debug level.
+            (self.log.warn if first else self.log.debug)(
+                "Bootstrap failed: no DHT node answered; serving queries and retrying "
+                "with backoff (next in {delay:.0f} s, at most every 5 min)",
                 delay=self._bootstrapDelay,
             )
             if self.running:
