@@ -227,6 +227,9 @@ class MakeServiceTests(SynchronousTestCase):
                 "maxPeersPerInfoHash": 3,
                 "maxInfoHashes": 4,
                 "relaxLocal": True,
+                "ipRateLimit": 5.0,
+                "uploadLimit": 65536,
+                "enforceNodeId": False,
             },
         )
         self.assertIsNone(service.node)

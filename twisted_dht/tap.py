@@ -12,6 +12,7 @@ from .addresses import isIPLiteral, parseAnnounce, parseHostPort
 from .krpc import Address
 from .node import DEFAULT_ROUTERS
 from .nodeid import parseHex
+from .ratelimit import DEFAULT_IP_RATE, DEFAULT_UPLOAD_LIMIT
 from .service import DHTService
 
 
@@ -33,6 +34,16 @@ def _seconds(text: str) -> float:
 
 
 _seconds.coerceDoc = "Seconds; 0 turns it off."  # type: ignore[attr-defined]
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"must be a non-negative number, got {text}")
+    return value
+
+
+_rate.coerceDoc = "A non-negative number; 0 turns the limit off."  # type: ignore[attr-defined]
 
 
 def _nodeId(text: str) -> bytes:
@@ -67,6 +78,12 @@ class Options(usage.Options):
             "Allow many nodes per loopback or private IP in the routing table "
             "(local test networks).",
         ],
+        [
+            "enforce-node-id",
+            None,
+            "Keep nodes whose id is not valid for their IP (BEP 42) out of the routing "
+            "table (they are still answered).",
+        ],
     ]
 
     optParameters = [
@@ -78,6 +95,10 @@ class Options(usage.Options):
         ["max-peers-per-torrent", None, 100, "Peers stored per info_hash.", _count],
         ["max-torrents", None, 10000, "Info_hashes stored.", _count],
         ["stats-interval", None, 300.0, "Seconds between two stats log lines.", _seconds],
+        ["ip-rate-limit", None, DEFAULT_IP_RATE,
+         "Datagrams/s one IP may send (over 10 s) before it is ignored for 5 minutes.", _rate],
+        ["upload-limit", None, DEFAULT_UPLOAD_LIMIT,
+         "Bytes/s the node sends; replies that do not fit are dropped.", _rate],
     ]  # fmt: skip
 
     compData = usage.Completions(
@@ -166,6 +187,9 @@ def makeService(config: Options, reactor: Any = None) -> DHTService:
         maxPeersPerInfoHash=config["max-peers-per-torrent"],
         maxInfoHashes=config["max-torrents"],
         relaxLocal=config["relax-local"],
+        ipRateLimit=config["ip-rate-limit"],
+        uploadLimit=config["upload-limit"],
+        enforceNodeId=config["enforce-node-id"],
     )
 
 
