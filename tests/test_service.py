@@ -151,6 +151,14 @@ class DHTServiceTests(TestCase):
         self.assertEqual(second.node.nodeId, nodeId)
         self.assertEqual(len(second.addresses()), 1)
 
+    def test_newNodeIdSaved(self) -> None:
+        """When the node takes a new (BEP 42) id, the state file is saved with it at once."""
+        service = self.start(self.makeService())
+        assert service.node is not None
+        service.node.setNodeId(b"\x42" * 20)
+        saved = readState(self.statePath)
+        self.assertEqual(saved.nodeId, b"\x42" * 20)
+
     def test_nodeIdOptionWins(self) -> None:
         """An explicit node id wins over the state file's; saved nodes become known nodes."""
         saveState(self.statePath, NodeState(bytes(20), nodes=((b"n" * 20, ("10.0.0.1", 9)),)))

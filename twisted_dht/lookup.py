@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import krpc
+from .bep42 import isLocal
 from .errors import KRPCError, MalformedMessage, ProtocolStopped, QueryTimeout
 from .krpc import Address, Response
 from .nodeid import ID_LENGTH
@@ -128,6 +129,8 @@ class Lookup:
     @param maxQueries: the most queries this lookup sends.
     @param maxCandidates: the most contacts kept; the farthest not yet queried are dropped.
     @param restrictSubnets: at most one contact per /24 (IPv4) or /64 (IPv6).
+    @param relaxLocal: exempt loopback and private addresses from the one-contact-per-IP
+        and subnet rules (local test networks run many nodes on one IP).
     @param eligible: C{eligible(nodeId, address)} after a reply: False (e.g. a node id that
         fails BEP 42) means its nodes are used, but it does not count for termination and
         is in neither C{closest} nor C{tokens}. None: every responder is eligible.
@@ -151,6 +154,7 @@ class Lookup:
         maxQueries: int = 250,
         maxCandidates: int = 100,
         restrictSubnets: bool = False,
+        relaxLocal: bool = False,
         eligible: Callable[[bytes, Address], bool] | None = None,
         onPeer: Callable[[Address], object] | None = None,
         reactor: IReactorTime | None = None,
@@ -177,6 +181,7 @@ class Lookup:
         self.maxQueries = maxQueries
         self.maxCandidates = maxCandidates
         self.restrictSubnets = restrictSubnets
+        self.relaxLocal = relaxLocal
         self._send = send
         self._reporter = reporter
         self._eligible = eligible
@@ -241,10 +246,12 @@ class Lookup:
             _log.debug("Lookup ignores the invalid address {address!r}", address=address)
             return
         key = (ip, port)
-        if key in self._addresses or ip in self._ips:
+        if key in self._addresses:
             return
         subnet = ip[:8] if self.ipv6 else ip[:3]
-        if self.restrictSubnets and subnet in self._subnets:
+        if not (self.relaxLocal and isLocal(ip)) and (
+            ip in self._ips or (self.restrictSubnets and subnet in self._subnets)
+        ):
             return
         self._addresses.add(key)
         self._ips.add(ip)

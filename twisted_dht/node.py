@@ -98,7 +98,7 @@ class DHTNode(DHTServer):
     ) -> None:
         super().__init__(nodeId, reactor=reactor, **serverOptions)
         if restrictSearchSubnets is None:
-            restrictSearchSubnets = not serverOptions.get("relaxLocal", False)
+            restrictSearchSubnets = not self.relaxLocal
         self.routers = list(routers)
         self.knownNodes: list[Address] = []
         """Addresses to try before the routers (e.g. from the state file)."""
@@ -110,9 +110,8 @@ class DHTNode(DHTServer):
         self.refreshInterval = refreshInterval
         self.announceInterval = announceInterval
         self.restrictSearchSubnets = restrictSearchSubnets
-        relaxLocal = bool(serverOptions.get("relaxLocal", False))
         self.blocker = DoSBlocker(
-            ipRateLimit, exempt=bep42.isLocal if relaxLocal else None, reactor=self.reactor
+            ipRateLimit, exempt=bep42.isLocal if self.relaxLocal else None, reactor=self.reactor
         )
         self.uploadLimiter = TokenBucket(
             uploadLimit, uploadLimit * ratelimit.DEFAULT_UPLOAD_BURST, reactor=self.reactor
@@ -493,6 +492,7 @@ class DHTNode(DHTServer):
             shortTimeout=self.shortTimeout,
             timeout=self.queryTimeout,
             restrictSubnets=self.restrictSearchSubnets,
+            relaxLocal=self.relaxLocal,
             eligible=self.compliant,
             onPeer=onPeer,
             reactor=self.reactor,
@@ -571,7 +571,7 @@ class DHTNode(DHTServer):
             consumeErrors=True,
         )
         answered = []
-        for address, (ok, response) in zip(asked, replies):
+        for address, (ok, response) in zip(asked, replies, strict=True):
             if not ok:
                 continue
             try:

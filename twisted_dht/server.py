@@ -93,6 +93,7 @@ class DHTServer:
         )
         self.amplification = amplification
         self.enforceNodeId = enforceNodeId
+        self.relaxLocal = relaxLocal
         self._verified: OrderedDict[str, None] = OrderedDict()
         admit: Callable[[bytes, Address], bool] | None = self.compliant if enforceNodeId else None
         tableOptions: dict[str, Any] = {

@@ -216,6 +216,7 @@ class DHTService(service.MultiService):
         if self._loaded is not None:
             applyState(node, self._loaded)
         node.knownNodes = list(dict.fromkeys([*node.knownNodes, *self.nodes]))
+        node.idChanged.append(lambda newId: self.saveState())
         self.node = node
         self._bind(node)
 
