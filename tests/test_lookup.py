@@ -650,6 +650,17 @@ class ContactFilterTests(LookupTestsMixin, SynchronousTestCase):
         self.lookup(network, target, seeds, ipv6=True, restrictSubnets=True)
         self.assertEqual(len(set(prefixes())), len(prefixes()))
 
+    def test_relaxLocalAllowsManyNodesPerLocalIP(self) -> None:
+        """With relaxLocal, many nodes on one loopback IP are all usable in a lookup."""
+        network = self.newNetwork(100, addressOf=lambda i: ("127.0.0.1", 7000 + i))
+        target = self.rng.randbytes(20)
+        seeds = self.randomSeeds(network)
+        self.lookup(network, target, seeds)
+        self.assertEqual(len(network.queried), 1)
+        network.sent.clear()
+        self.lookup(network, target, seeds, relaxLocal=True, restrictSubnets=True)
+        self.assertGreater(len(set(network.queried)), 8)
+
     def test_maxQueriesBound(self) -> None:
         """No more than maxQueries queries are sent, and the lookup still finishes."""
         network = self.newNetwork(300)
