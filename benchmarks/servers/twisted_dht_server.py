@@ -1,0 +1,76 @@
+"""A twisted_dht DHTNode on 127.0.0.1 for the load benchmark (benchmarks/run.py starts it).
+
+    python benchmarks/servers/twisted_dht_server.py --port P [--backend bencode2]
+        [--routing 2000] [--profile FILE]
+
+Binds one UDP port on 127.0.0.1, fills the IPv4 routing table with confirmed contacts at
+public-looking addresses (so find_node and get_peers carry a full ``nodes``), does not
+bootstrap, and prints ``ready PORT`` when listening. Peers are announced by the load
+generator (``loadgen --prefill``) like for the other servers. Abuse limits, where the node
+has them, are raised out of the way: the benchmark measures the hot path, not the limiter.
+Exits when stdin closes. With --profile, writes a cProfile of the run to FILE on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import random
+
+from twisted.internet import reactor, stdio
+from twisted.internet.protocol import Protocol
+
+from twisted_dht import bencoding
+from twisted_dht.node import DHTNode
+
+
+class _ExitOnClose(Protocol):
+    def connectionLost(self, reason: object = None) -> None:
+        if reactor.running:
+            reactor.stop()
+
+
+def _unlimited() -> dict[str, object]:
+    """Keyword arguments that switch off DHTNode's abuse limits, for those it accepts."""
+    accepted = inspect.signature(DHTNode.__init__).parameters
+    wanted = {
+        "ipRateLimit": 0,  # 0 disables each of these
+        "uploadLimit": 0,
+        "queryRateLimit": 0,
+    }
+    return {name: value for name, value in wanted.items() if name in accepted}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--backend", default=bencoding.BACKENDS[0], choices=bencoding.BACKENDS)
+    parser.add_argument("--routing", type=int, default=2000, help="contacts to offer the table")
+    parser.add_argument("--profile", help="write a cProfile of the run to this file")
+    options = parser.parse_args()
+    bencoding.useBackend(options.backend)
+    rng = random.Random(7)
+    node = DHTNode(rng.randbytes(20), reactor=reactor, routers=[], **_unlimited())
+    for i in range(options.routing):
+        address = (
+            f"{1 + i % 200}.{i // 200 % 250}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            6881,
+        )
+        node.table4.nodeResponded(rng.randbytes(20), address)
+    node.start(bootstrap=False)
+    reactor.listenUDP(options.port, node.protocol4, interface="127.0.0.1")
+    stdio.StandardIO(_ExitOnClose())
+    print(f"ready {options.port} backend={options.backend} table={len(node.table4)}", flush=True)
+    if options.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.runcall(reactor.run)
+        profiler.dump_stats(options.profile)
+    else:
+        reactor.run()
+    node.stop()
+
+
+if __name__ == "__main__":
+    main()
