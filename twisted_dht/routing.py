@@ -56,7 +56,7 @@ class Contact:
 
     __slots__ = (
         "_ip",
-        "_local",
+        "_localCache",
         "_subnet",
         "address",
         "compact",
@@ -88,11 +88,21 @@ class Contact:
         self.failures = 0
         """Consecutive failed queries."""
         self.maxFailures = maxFailures
-        ip = ipaddress.ip_address(address[0])
-        packed = ip.packed
+        # The raw IP, sliced out of the compact form: no second parse of the address.
+        packed = self.compact[ID_LENGTH:-2]
         self._ip = packed
-        self._subnet = packed[:3] if ip.version == 4 else packed[:8]
-        self._local = ip.is_loopback or ip.is_private or ip.is_link_local
+        self._subnet = packed[:3] if len(packed) == 4 else packed[:8]
+        self._localCache: bool | None = None
+
+    @property
+    def _local(self) -> bool:
+        """Whether the IP is loopback, private or link-local; parsed on first use only
+        (with C{relaxLocal}), as most contacts never need it."""
+        local = self._localCache
+        if local is None:
+            ip = ipaddress.ip_address(self._ip)
+            local = self._localCache = ip.is_loopback or ip.is_private or ip.is_link_local
+        return local
 
     def state(self, now: float) -> NodeState:
         """This contact's BEP 5 state at time C{now}."""
