@@ -85,7 +85,9 @@ def decode(data: bytes) -> Any:
     @raise MalformedMessage: for anything but one canonical, not too deep value.
     """
     value = _decode(data)
-    if not _withinDepth(value, MAX_DEPTH):
+    # Every list or dict opens with an "l" or a "d" byte, so input with at most MAX_DEPTH
+    # of them cannot nest deeper: most KRPC queries skip the walk.
+    if data.count(b"d") + data.count(b"l") > MAX_DEPTH and not _withinDepth(value, MAX_DEPTH):
         raise MalformedMessage("bencoded value nested too deeply")
     return value
 
