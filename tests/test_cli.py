@@ -247,6 +247,12 @@ class SessionTests(TestCase):
         self.assertEqual(session.routers, list(DEFAULT_ROUTERS))
         self.assertEqual(session.node.knownNodes, [])
 
+    async def test_readOnlyNotInOthersTables(self) -> None:
+        """A command's short-lived node is read-only (BEP 43): it never enters our table."""
+        self.assertEqual(await self.runCommand("ping", self.address), 0)
+        assert self.service.node is not None
+        self.assertEqual(len(self.service.node.table4), 0)
+
 
 class SubprocessTests(TestCase):
     """C{python -m twisted_dht} exits with code 2 and a message, no traceback, on bad input."""

@@ -212,7 +212,10 @@ class Session:
         self.args = args
         self.console = console
         self.routers: list[Address] = list(args.bootstrap or DEFAULT_ROUTERS)
-        self.node = DHTNode(reactor=reactor, routers=self.routers, relaxLocal=args.relax_local)
+        # Read-only (BEP 43): a node that lives for one command must not enter others' tables.
+        self.node = DHTNode(
+            reactor=reactor, routers=self.routers, relaxLocal=args.relax_local, readOnly=True
+        )
         self.node.knownNodes = [a for a in self.routers if isIPLiteral(a[0])]
         self.ports: list[IListeningPort] = []
         self.peers: list[Address] = []
