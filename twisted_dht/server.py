@@ -184,7 +184,7 @@ class DHTServer:
             if size > budget:
                 size -= _trimNodes(reply, size - budget, address)
         if hasPeers:
-            budget -= size + bencoding.encodedSize(b"values") + 2
+            budget -= size + _VALUES_KEY_SIZE
             limit = budget // (21 if ipv6 else 8)
             values = (
                 self.peerStore.getCompactPeers(infoHash, ipv6=ipv6, limit=limit)
@@ -250,13 +250,33 @@ def _trimNodes(reply: dict[bytes, Any], excess: int, address: Address) -> int:
     return removed
 
 
+def _stringSize(value: bytes) -> int:
+    """The encoded size of a byte string: its length, the digits of its length and ":"."""
+    length = len(value)
+    return length + len(str(length)) + 1
+
+
+_ENVELOPE_SIZE = bencoding.encodedSize({b"t": b"", b"y": b"r", b"r": {}, b"v": krpc.VERSION})
+"""The encoded size of a reply envelope with an empty tid and an empty C{r}."""
+
+_IP_SIZE = {
+    ipv6: _stringSize(b"ip") + _stringSize(bytes(18 if ipv6 else 6)) for ipv6 in (False, True)
+}
+"""The encoded size of the ``ip`` key and value, by family."""
+
+_VALUES_KEY_SIZE = _stringSize(b"values") + 2
+"""The ``values`` key and the ``l``/``e`` of its list."""
+
+
 def _replySize(reply: dict[bytes, Any], tid: bytes, address: Address) -> int:
-    """The encoded size of a reply with this C{r} dictionary."""
-    envelope: dict[bytes, Any] = {
-        b"t": tid,
-        b"y": b"r",
-        b"r": reply,
-        b"ip": krpc.packAddress(address),
-        b"v": krpc.VERSION,
-    }
-    return bencoding.encodedSize(envelope)
+    """The encoded size of a reply with this C{r} dictionary, without encoding it.
+
+    Called on every get_peers, so it adds up the sizes of the byte strings the handlers
+    put in C{r} (id, token, nodes, nodes6) and falls back to L{bencoding.encodedSize} for
+    anything else.
+    """
+    size = _ENVELOPE_SIZE - _stringSize(b"") + _stringSize(tid) + _IP_SIZE[":" in address[0]]
+    for key, value in reply.items():
+        size += _stringSize(key)
+        size += _stringSize(value) if type(value) is bytes else bencoding.encodedSize(value)
+    return size
