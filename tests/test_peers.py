@@ -298,14 +298,15 @@ class PeerStoreTests(SynchronousTestCase):
     def test_failedCleanupLogged(self) -> None:
         """A failing cleanup is logged and stops the loop instead of going unnoticed."""
 
-        def broken() -> None:
-            raise RuntimeError("bug")
+        class BrokenStore(PeerStore):
+            def cleanup(self) -> None:
+                raise RuntimeError("bug")
 
-        self.store.cleanup = broken  # type: ignore[method-assign]
-        self.store.start()
+        store = BrokenStore(reactor=self.clock)
+        store.start()
         self.clock.advance(5 * MINUTE)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertFalse(self.store.running)
+        self.assertFalse(store.running)
 
     # counts and caps -----------------------------------------------------------
 

@@ -162,14 +162,15 @@ class TokenStoreTests(SynchronousTestCase):
     def test_failedRotationLogged(self) -> None:
         """A failing rotation is logged and stops the loop instead of going unnoticed."""
 
-        def broken() -> None:
-            raise RuntimeError("no entropy")
+        class BrokenStore(TokenStore):
+            def rotate(self) -> None:
+                raise RuntimeError("no entropy")
 
-        self.store.rotate = broken  # type: ignore[method-assign]
-        self.store.start()
+        store = BrokenStore(rotationInterval=ROTATION, reactor=self.clock)
+        store.start()
         self.clock.advance(ROTATION)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertFalse(self.store.running)
+        self.assertFalse(store.running)
 
     # edge cases ----------------------------------------------------------------
 

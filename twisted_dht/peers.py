@@ -37,13 +37,11 @@ from bisect import bisect_right
 from collections import OrderedDict
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from .interfaces import IPeerStore
 from .krpc import Address, packAddress, unpackAddress
+from .periodic import Periodic
 
 
 class _Peers:
@@ -126,8 +124,6 @@ class PeerStore:
     expired peers whether or not cleanup has run.
     """
 
-    log = Logger()
-
     def __init__(
         self,
         *,
@@ -153,7 +149,9 @@ class PeerStore:
         self._swarms: OrderedDict[bytes, _Swarm] = OrderedDict()
         self._peerCount = 0
         self._lastTime = float("-inf")
-        self._loop: LoopingCall | None = None
+        self._periodic = Periodic(
+            self.cleanup, cleanupInterval, self.reactor, "Peer store cleanup"
+        )
 
     def _now(self) -> float:
         """The reactor's time, never less than a time already returned."""
@@ -270,21 +268,12 @@ class PeerStore:
     @property
     def running(self) -> bool:
         """Whether periodic cleanup is running."""
-        return self._loop is not None and self._loop.running
+        return self._periodic.running
 
     def start(self) -> None:
         """Run L{cleanup} every C{cleanupInterval} seconds; does nothing if running."""
-        if self.running:
-            return
-        loop = self._loop = LoopingCall(self.cleanup)
-        loop.clock = self.reactor
-        loop.start(self.cleanupInterval, now=False).addErrback(self._loopFailed)
+        self._periodic.start()
 
     def stop(self) -> None:
         """Stop periodic cleanup; does nothing if not running."""
-        loop, self._loop = self._loop, None
-        if loop is not None and loop.running:
-            loop.stop()
-
-    def _loopFailed(self, failure: Failure) -> None:
-        self.log.failure("Peer store cleanup failed", failure)
+        self._periodic.stop()

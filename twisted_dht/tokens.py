@@ -17,9 +17,8 @@ import socket
 from collections.abc import Callable
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
-from twisted.python.failure import Failure
+
+from .periodic import Periodic
 
 SECRET_LENGTH = 32
 
@@ -49,8 +48,6 @@ class TokenStore:
     Call L{start} to rotate the secret on the reactor's clock, L{stop} to stop.
     """
 
-    log = Logger()
-
     def __init__(
         self,
         *,
@@ -73,7 +70,9 @@ class TokenStore:
         self._hash = hashFunction if hashFunction is not None else _sha1
         self._current = os.urandom(SECRET_LENGTH)
         self._previous: bytes | None = None
-        self._loop: LoopingCall | None = None
+        self._periodic = Periodic(
+            self.rotate, rotationInterval, self.reactor, "Token secret rotation"
+        )
 
     def _token(self, secret: bytes, address: bytes, infoHash: bytes) -> bytes:
         return self._hash(secret + address + infoHash)[: self.tokenLength]
@@ -108,21 +107,12 @@ class TokenStore:
     @property
     def running(self) -> bool:
         """Whether the secret rotates periodically."""
-        return self._loop is not None and self._loop.running
+        return self._periodic.running
 
     def start(self) -> None:
         """Rotate every C{rotationInterval} seconds from now on; does nothing if running."""
-        if self.running:
-            return
-        loop = self._loop = LoopingCall(self.rotate)
-        loop.clock = self.reactor
-        loop.start(self.rotationInterval, now=False).addErrback(self._loopFailed)
+        self._periodic.start()
 
     def stop(self) -> None:
         """Stop rotating; does nothing if not running."""
-        loop, self._loop = self._loop, None
-        if loop is not None and loop.running:
-            loop.stop()
-
-    def _loopFailed(self, failure: Failure) -> None:
-        self.log.failure("Token secret rotation failed", failure)
+        self._periodic.stop()
