@@ -352,19 +352,27 @@ class RoutingTable:
         t = toInt(target)
         now = self._reactor.seconds()
         good = NodeState.GOOD
-        found: list[Contact] = []
-        buckets = self._buckets
-        if len(buckets) > 1:
-            buckets = sorted(buckets, key=lambda b: (b.low ^ t) & b.mask)
-        for bucket in buckets:
+
+        def goodByDistance(bucket: Bucket) -> list[Contact]:
             inBucket = [c for c in bucket.contacts if c.state(now) is good]
-            if inBucket:
-                if len(inBucket) > 1:
-                    inBucket.sort(key=lambda c: c.idInt ^ t)
-                found += inBucket
+            if len(inBucket) > 1:
+                inBucket.sort(key=lambda c: c.idInt ^ t)
+            return inBucket
+
+        # The target's own bucket comes first (its XOR block starts at 0), and in a full
+        # table it alone holds k good contacts: the other buckets are sorted only if not.
+        index = self._bucketIndex(t)
+        buckets = self._buckets
+        found = goodByDistance(buckets[index])
+        if len(found) < k and len(buckets) > 1:
+            others = sorted(
+                buckets[:index] + buckets[index + 1 :], key=lambda b: (b.low ^ t) & b.mask
+            )
+            for bucket in others:
+                found += goodByDistance(bucket)
                 if len(found) >= k:
-                    del found[k:]
                     break
+        del found[k:]
         return found
 
     # Internals
@@ -518,9 +526,12 @@ class RoutingTable:
             return True
         if self._liveIPs[contact._ip] > 0:
             return False
-        if any(c._ip == contact._ip for c in bucket.replacements):
-            return False
-        sameSubnet = sum(c._subnet == contact._subnet for c in bucket.replacements)
+        ip, subnet = contact._ip, contact._subnet
+        sameSubnet = 0
+        for cached in bucket.replacements:  # one pass: this runs for most unknown queriers
+            if cached._ip == ip:
+                return False
+            sameSubnet += cached._subnet == subnet
         return sameSubnet < SUBNET_LIMIT
 
     def _addLive(self, bucket: Bucket, contact: Contact, now: float) -> None:
