@@ -13,7 +13,6 @@ from typing import Any
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from . import bep42, krpc, ratelimit
@@ -22,6 +21,7 @@ from .ipvoter import IPVoter
 from .krpc import Address, Response
 from .lookup import Lookup, LookupResult
 from .nodeid import distance, toInt
+from .periodic import Periodic
 from .protocol import KRPCProtocol
 from .ratelimit import DoSBlocker, TokenBucket
 from .routing import Contact, NodeState, RoutingTable
@@ -140,9 +140,9 @@ class DHTNode(DHTServer):
         self.running = False
         self.lookupsStarted = 0
         self._outstanding: set[Deferred[Any]] = set()
-        self._maintenance = LoopingCall(self._maintain)
-        self._maintenance.clock = self.reactor
-        self.maintenanceInterval = maintenanceInterval
+        self._maintenance = Periodic(
+            self._maintain, maintenanceInterval, self.reactor, "Routing table maintenance"
+        )
         self._announcing: dict[bytes, tuple[int | None, bool, IDelayedCall | None]] = {}
         self._bootstrapRetry: IDelayedCall | None = None
         self._bootstrapDelay = 0.0
@@ -158,9 +158,7 @@ class DHTNode(DHTServer):
         self.running = True
         self.tokenStore.start()
         self.peerStore.start()
-        self._maintenance.start(self.maintenanceInterval, now=False).addErrback(
-            self._loopFailed, "maintenance"
-        )
+        self._maintenance.start()
         if bootstrap:
             self._bootstrapDelay = 0.0
             self._keepBootstrapping()
@@ -172,8 +170,7 @@ class DHTNode(DHTServer):
         self.running = False
         self.tokenStore.stop()
         self.peerStore.stop()
-        if self._maintenance.running:
-            self._maintenance.stop()
+        self._maintenance.stop()
         if self._bootstrapRetry is not None and self._bootstrapRetry.active():
             self._bootstrapRetry.cancel()
         self._bootstrapRetry = None
@@ -187,9 +184,6 @@ class DHTNode(DHTServer):
         queued, self._queued = self._queued, deque()
         for entry in queued:
             entry.deferred.errback(ProtocolStopped("the node stopped"))
-
-    def _loopFailed(self, failure: Failure, name: str) -> None:
-        self.log.failure("The {name} loop failed", failure, name=name)
 
     def _track(self, deferred: Deferred[Any]) -> Deferred[Any]:
         """Remember C{deferred} until it fires, so that L{stop} can cancel it."""

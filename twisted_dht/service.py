@@ -11,13 +11,12 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorSocket, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from .addresses import formatAddress
 from .krpc import Address
 from .node import DEFAULT_ROUTERS, DHTNode
+from .periodic import Periodic
 from .state import NodeState, applyState, loadState, saveState, stateOf
 
 SAVE_INTERVAL = 300.0
@@ -156,7 +155,7 @@ class DHTService(service.MultiService):
         """The running node: built by L{startService}, kept after L{stopService}."""
         self._loaded: NodeState | None = None
         self._sockets: list[service.Service] = []
-        self._loops: list[LoopingCall] = []
+        self._loops: list[Periodic] = []
         self._lastStats: tuple[float, int, int] | None = None
 
     # Starting ----------------------------------------------------------------
@@ -256,13 +255,9 @@ class DHTService(service.MultiService):
         child.setServiceParent(self)
 
     def _startLoop(self, function: Any, interval: float, name: str) -> None:
-        loop = LoopingCall(function)
-        loop.clock = self._reactor
+        loop = Periodic(function, interval, self._reactor, f"The {name} loop")
         self._loops.append(loop)
-        loop.start(interval, now=False).addErrback(self._loopFailed, name)
-
-    def _loopFailed(self, failure: Failure, name: str) -> None:
-        self.log.failure("The {name} loop failed", failure, name=name)
+        loop.start()
 
     def addresses(self) -> list[Address]:
         """The addresses our sockets are bound to (IPv4 first)."""
@@ -288,7 +283,7 @@ class DHTService(service.MultiService):
                 infoHash.hex(),
             )
         for loop in self._loops:
-            if loop.f == self._announceWhenJoined and loop.running:
+            if loop.function == self._announceWhenJoined:
                 loop.stop()
 
     def currentState(self) -> NodeState | None:
@@ -366,8 +361,7 @@ class DHTService(service.MultiService):
         @return: a Deferred that fires once every child service stopped.
         """
         for loop in self._loops:
-            if loop.running:
-                loop.stop()
+            loop.stop()
         self._loops = []
         node = self.node
         if node is not None:
