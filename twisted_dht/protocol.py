@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -86,6 +87,9 @@ class KRPCProtocol(DatagramProtocol):
         self.queriesIn: Counter[bytes] = Counter()
         self.queriesOut: Counter[bytes] = Counter()
         self.counters: Counter[str] = Counter()
+        self._handlers: dict[bytes, Callable[[Query, Address], Any]] = {}
+        """The controller's bound C{krpc_*} methods by wire name, filled on first use.
+        Only methods that exist are stored, so it holds at most one entry per handler."""
 
     # Receiving ---------------------------------------------------------------
 
@@ -94,7 +98,9 @@ class KRPCProtocol(DatagramProtocol):
         address: Address = (addr[0], addr[1])
         counters = self.counters
         counters["bytesIn"] += len(datagram)
-        now = self.reactor.seconds()
+        # Only the limits need the time: without them, no clock read per datagram.
+        limited = self.blocker is not None or self.queryLimiter is not None
+        now = self.reactor.seconds() if limited else 0.0
         if self.blocker is not None and not self.blocker.allow(address[0], now):
             counters["droppedRateLimit"] += 1
             return
@@ -134,7 +140,11 @@ class KRPCProtocol(DatagramProtocol):
 
     def _queryReceived(self, query: Query, address: Address) -> None:
         method = query.method
-        handler = getattr(self.controller, "krpc_" + method.decode("ascii", "replace"), None)
+        handler = self._handlers.get(method)
+        if handler is None:
+            handler = getattr(self.controller, "krpc_" + method.decode("ascii", "replace"), None)
+            if handler is not None:
+                self._handlers[method] = handler
         self.queriesIn[method if handler is not None else _OTHER] += 1
         try:
             self.controller.queryReceived(query, address)
