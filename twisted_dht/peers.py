@@ -230,6 +230,8 @@ class PeerStore:
         if limit is not None and limit < end - first:
             slots = random.sample(slots, max(limit, 0))
         data, width = bytes(peers.addresses), peers.width  # one copy, then bytes slices
+        if type(slots) is range:  # every valid peer: one contiguous run of slots
+            return [data[i : i + width] for i in range(first * width, end * width, width)]
         return [data[slot * width : (slot + 1) * width] for slot in slots]
 
     def getPeers(
