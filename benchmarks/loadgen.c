@@ -394,6 +394,7 @@ static int echoServer(int port) {
         die("bind");
     printf("listening %d\n", port);
     fflush(stdout);
+    alarm(30 * 60); /* bounded in time even if whoever started it dies */
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
     static uint8_t bufs[BATCH][8192];
