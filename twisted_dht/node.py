@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import random
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +15,12 @@ from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime
 from twisted.python.failure import Failure
 
 from . import bep42, krpc, ratelimit
-from .errors import MalformedMessage, ProtocolStopped, QueryDropped, QueryTimeout
+from .errors import MalformedMessage, QueryTimeout
 from .ipvoter import IPVoter
 from .krpc import Address, Response
 from .lookup import Lookup, LookupResult
 from .nodeid import distance, toInt
+from .pacer import QueryPacer
 from .periodic import Periodic
 from .protocol import KRPCProtocol
 from .ratelimit import DoSBlocker, TokenBucket
@@ -119,14 +119,16 @@ class DHTNode(DHTServer):
         self.queryLimiter = TokenBucket(
             queryRateLimit, queryRateLimit * ratelimit.DEFAULT_QUERY_BURST, reactor=self.reactor
         )
-        self.queryPacer = TokenBucket(
-            outgoingQueryRate,
-            outgoingQueryRate * ratelimit.DEFAULT_OUTGOING_QUERY_BURST,
-            reactor=self.reactor,
+        self.pacer = QueryPacer(
+            self._sendNow,
+            TokenBucket(
+                outgoingQueryRate,
+                outgoingQueryRate * ratelimit.DEFAULT_OUTGOING_QUERY_BURST,
+                reactor=self.reactor,
+            ),
+            maxQueuedQueries,
+            self.reactor,
         )
-        self.maxQueuedQueries = maxQueuedQueries
-        self._queued: deque[_QueuedQuery] = deque()
-        self._drainTimer: IDelayedCall | None = None
         limits: dict[str, Any] = {
             "blocker": self.blocker,
             "uploadLimiter": self.uploadLimiter,
@@ -178,12 +180,7 @@ class DHTNode(DHTServer):
             self.stopAnnouncing(infoHash)
         while self._outstanding:
             self._outstanding.pop().cancel()
-        if self._drainTimer is not None and self._drainTimer.active():
-            self._drainTimer.cancel()
-        self._drainTimer = None
-        queued, self._queued = self._queued, deque()
-        for entry in queued:
-            entry.deferred.errback(ProtocolStopped("the node stopped"))
+        self.pacer.stop()
 
     def _track(self, deferred: Deferred[Any]) -> Deferred[Any]:
         """Remember C{deferred} until it fires, so that L{stop} can cancel it."""
@@ -218,24 +215,7 @@ class DHTNode(DHTServer):
         Within the outgoing query rate it goes now; over it, it waits in a bounded queue
         (the returned Deferred fails with L{QueryDropped} when the queue is full).
         """
-        if not self._queued and self.queryPacer.take():
-            return self._sendNow(address, method, args, timeout)
-        if len(self._queued) >= self.maxQueuedQueries:
-            self.protocolFor(address).counters["droppedQueryQueue"] += 1
-            return _failed(QueryDropped("too many queries wait for the query-rate limit"))
-        entry = _QueuedQuery(address, method, args, timeout)
-
-        def cancel(deferred: Deferred[Response]) -> None:
-            if entry.sent is not None:
-                entry.sent.cancel()
-                return
-            with contextlib.suppress(ValueError):
-                self._queued.remove(entry)
-
-        entry.deferred = Deferred(cancel)
-        self._queued.append(entry)
-        self._scheduleDrain()
-        return entry.deferred
+        return self.pacer.submit(address, method, args, timeout)
 
     def _sendNow(
         self, address: Address, method: bytes, args: dict[bytes, Any], timeout: float | None
@@ -248,24 +228,10 @@ class DHTNode(DHTServer):
         )
         return deferred.addCallback(self._voteExternalIP, address)
 
-    def _scheduleDrain(self) -> None:
-        if self._drainTimer is None and self._queued:
-            delay = self.queryPacer.delay()
-            self._drainTimer = self.reactor.callLater(delay, self._drain)
-
-    def _drain(self) -> None:
-        """Send the queued queries the outgoing rate allows now."""
-        self._drainTimer = None
-        while self._queued and self.queryPacer.take():
-            entry = self._queued.popleft()
-            entry.sent = self._sendNow(entry.address, entry.method, entry.args, entry.timeout)
-            entry.sent.chainDeferred(entry.deferred)
-        self._scheduleDrain()
-
     @property
     def queuedQueries(self) -> int:
         """How many of our queries wait for the outgoing query rate."""
-        return len(self._queued)
+        return len(self.pacer)
 
     # BEP 42 --------------------------------------------------------------------
 
@@ -669,7 +635,8 @@ class DHTNode(DHTServer):
             "nodeId": self.nodeId.hex(),
             "externalIP": self.voter4.external or self.voter6.external,
             "blockedIPs": self.blocker.blocks,
-            "queuedQueries": len(self._queued),
+            "queuedQueries": len(self.pacer),
+            "droppedQueryQueue": self.pacer.dropped,
             "nodes4": len(self.table4),
             "goodNodes4": self.table4.goodCount(),
             "nodes6": len(self.table6),
@@ -698,26 +665,3 @@ class _RouterFilter:
     def nodeFailed(self, address: Address) -> None:
         if address not in self.routers:
             self.table.nodeFailed(address)
-
-
-class _QueuedQuery:
-    """A query waiting for the outgoing query rate."""
-
-    __slots__ = ("address", "args", "deferred", "method", "sent", "timeout")
-
-    def __init__(
-        self, address: Address, method: bytes, args: dict[bytes, Any], timeout: float | None
-    ) -> None:
-        self.address = address
-        self.method = method
-        self.args = args
-        self.timeout = timeout
-        self.deferred: Deferred[Response] = Deferred()
-        self.sent: Deferred[Response] | None = None
-        """The query's Deferred once it is sent."""
-
-
-def _failed(error: Exception) -> Deferred[Response]:
-    deferred: Deferred[Response] = Deferred()
-    deferred.errback(error)
-    return deferred
