@@ -25,22 +25,42 @@ def addressOf(index: int) -> Address:
     return (f"10.{index // 200}.{index % 200}.1", 6881)
 
 
-class Swarm:
-    """N DHT nodes on one MemoryNetwork and Clock; node 0 is everyone's router."""
+def address6Of(index: int) -> Address:
+    """A distinct IPv6 address (and /64) per node index, in the ULA range that BEP 42
+    exempts (like the IPv4 addresses, so that random node ids count as compliant)."""
+    return (f"fd00:{index:x}::1", 6881)
 
-    def __init__(self, count: int, *, seed: int = 1, lossRate: float = 0.0, **options: Any):
+
+class Swarm:
+    """N DHT nodes on one MemoryNetwork and Clock; node 0 is everyone's router.
+
+    With C{dualStack}, every node also has an IPv6 socket (BEP 32).
+    """
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        seed: int = 1,
+        lossRate: float = 0.0,
+        dualStack: bool = False,
+        **options: Any,
+    ):
         self.clock = Clock()
         self.network = MemoryNetwork(self.clock, lossRate=lossRate, seed=seed)
         rng = random.Random(seed)
+        routers = [addressOf(0), address6Of(0)] if dualStack else [addressOf(0)]
         self.nodes: list[DHTNode] = []
         for index in range(count):
             node = DHTNode(
                 rng.randbytes(20),
                 reactor=self.clock,
-                routers=[addressOf(0)] if index else [],
+                routers=routers if index else [],
                 **options,
             )
             self.network.listen(node.protocol4, addressOf(index))
+            if dualStack:
+                self.network.listen(node.protocol6, address6Of(index))
             self.nodes.append(node)
 
     def run(self, seconds: float, step: float = 0.01) -> None:
@@ -146,6 +166,22 @@ class LossyNetworkTests(SynchronousTestCase):
         self.assertGreater(swarm.wait(swarm.nodes[10].announce(infoHash, 6000)), 0)
         peers = swarm.wait(swarm.nodes[50].getPeers(infoHash))
         self.assertIn((addressOf(10)[0], 6000), peers)
+        swarm.stop()
+
+
+class DualStackTests(SynchronousTestCase):
+    def test_bothFamilies(self) -> None:
+        """Dual-stack nodes fill both tables, and an announce is found over IPv4 and IPv6."""
+        swarm = Swarm(40, seed=5, dualStack=True)
+        swarm.join(spacing=0.2)
+        self.assertGreaterEqual(min(node.table6.goodCount() for node in swarm.nodes), K)
+        infoHash = b"\x66" * 20
+        self.assertGreater(swarm.wait(swarm.nodes[7].announce(infoHash, 7777)), K)
+        peers = swarm.wait(swarm.nodes[33].getPeers(infoHash))
+        self.assertIn((addressOf(7)[0], 7777), peers)
+        self.assertIn((address6Of(7)[0], 7777), peers)
+        found = swarm.wait(swarm.nodes[12].findNode(swarm.nodes[20].nodeId))
+        self.assertIn((swarm.nodes[20].nodeId, address6Of(20)), found)
         swarm.stop()
 
 
