@@ -189,6 +189,60 @@ class PeerStoreTests(SynchronousTestCase):
         self.assertEqual(len(compact6), 18)
         self.assertEqual(unpackAddress(compact6), ("2001:db8::1", 51413))
 
+    # the cached compact list ---------------------------------------------------
+
+    def test_cachedListSeesAdd(self) -> None:
+        """A peer announced after a read is in the next read."""
+        self.store.addPeer(HASH1, peer(1))
+        self.assertEqual(self.store.getPeers(HASH1), [peer(1)])
+        self.store.addPeer(HASH1, peer(2))
+        self.assertEqual(self.store.getPeers(HASH1), [peer(1), peer(2)])
+
+    def test_cachedListSeesRefresh(self) -> None:
+        """A re-announce after a read moves the peer to the end of the next read."""
+        self.store.addPeer(HASH1, peer(1))
+        self.store.addPeer(HASH1, peer(2))
+        self.assertEqual(self.store.getPeers(HASH1), [peer(1), peer(2)])
+        self.store.addPeer(HASH1, peer(1))
+        self.assertEqual(self.store.getPeers(HASH1), [peer(2), peer(1)])
+
+    def test_cachedListSeesExpiry(self) -> None:
+        """A peer that expires after a read is gone from the next read, cleanup or not."""
+        self.store.addPeer(HASH1, peer(1))
+        self.clock.advance(10 * MINUTE)
+        self.store.addPeer(HASH1, peer(2))
+        self.assertEqual(self.store.getPeers(HASH1), [peer(1), peer(2)])
+        self.clock.advance(25 * MINUTE)
+        self.assertEqual(self.store.getPeers(HASH1), [peer(2)])
+        self.store.cleanup()
+        self.assertEqual(self.store.getPeers(HASH1), [peer(2)])
+        self.clock.advance(10 * MINUTE)
+        self.assertEqual(self.store.getPeers(HASH1), [])
+
+    def test_cachedListSeesCapEviction(self) -> None:
+        """A peer pushed out by the cap after a read is gone from the next read."""
+        for i in range(5):
+            self.store.addPeer(HASH1, peer(i))
+        self.assertEqual(self.store.getPeers(HASH1), [peer(i) for i in range(5)])
+        self.store.addPeer(HASH1, peer(5))
+        self.assertEqual(self.store.getPeers(HASH1), [peer(i) for i in range(1, 6)])
+
+    def test_cachedListNotShared(self) -> None:
+        """Mutating a returned list does not change what the next read returns."""
+        self.store.addPeer(HASH1, peer(1))
+        self.store.getCompactPeers(HASH1).append(b"garbage")
+        self.assertEqual(self.store.getCompactPeers(HASH1), [packAddress(peer(1))])
+
+    def test_sampleMatchesSlotSample(self) -> None:
+        """With a seeded random, a limited read draws the same peers as sampling slots."""
+        store = PeerStore(maxPeersPerInfoHash=100, reactor=self.clock)
+        for i in range(100):
+            store.addPeer(HASH1, peer(i))
+        random.seed(3)
+        sample = store.getPeers(HASH1, limit=10)
+        random.seed(3)
+        self.assertEqual(sample, [peer(i) for i in random.sample(range(100), 10)])
+
     # families ------------------------------------------------------------------
 
     def test_IPv6KeptApart(self) -> None:

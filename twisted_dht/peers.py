@@ -47,13 +47,15 @@ from .periodic import Periodic
 class _Peers:
     """The peers of one info_hash and one address family, as slots in announce order."""
 
-    __slots__ = ("addresses", "seeds", "times", "width")
+    __slots__ = ("_compact", "addresses", "seeds", "times", "width")
 
     def __init__(self, width: int) -> None:
         self.width = width
         self.addresses = bytearray()
         self.times = array("d")
         self.seeds = bytearray()
+        self._compact: tuple[int, list[bytes]] | None = None
+        """(first, the compact strings of slots first..end), kept until the slots change."""
 
     def __len__(self) -> int:
         return len(self.times)
@@ -81,6 +83,7 @@ class _Peers:
         self.addresses += compact
         self.times.append(now)
         self.seeds.append(seed)
+        self._compact = None
         return added
 
     def _remove(self, slot: int) -> None:
@@ -88,16 +91,34 @@ class _Peers:
         del self.addresses[slot * width : (slot + 1) * width]
         del self.times[slot]
         del self.seeds[slot]
+        self._compact = None
 
     def removeFirst(self, count: int) -> None:
         """Drop the C{count} oldest slots."""
         del self.addresses[: count * self.width]
         del self.times[:count]
         del self.seeds[:count]
+        self._compact = None
 
     def firstValid(self, cutoff: float) -> int:
         """The first slot announced after C{cutoff}: all slots before it have expired."""
         return bisect_right(self.times, cutoff)
+
+    def compactFrom(self, first: int) -> list[bytes]:
+        """The compact strings of slots C{first} to the end, in slot order.
+
+        Kept until the slots change (every mutation goes through L{add}, L{_remove} or
+        L{removeFirst}, which drop it) or a different C{first} is asked for (a peer
+        expired): a get_peers for a swarm that did not change slices nothing. Callers
+        must not mutate the list.
+        """
+        cached = self._compact
+        if cached is not None and cached[0] == first:
+            return cached[1]
+        data, width = bytes(self.addresses), self.width  # one copy, then bytes slices
+        compact = [data[i : i + width] for i in range(first * width, len(data), width)]
+        self._compact = (first, compact)
+        return compact
 
 
 class _Swarm:
@@ -225,14 +246,11 @@ class PeerStore:
         peers = swarm.v6 if ipv6 else swarm.v4
         if peers is None:
             return []
-        first, end = peers.firstValid(self._cutoff()), len(peers)
-        slots: range | list[int] = range(first, end)
-        if limit is not None and limit < end - first:
-            slots = random.sample(slots, max(limit, 0))
-        data, width = bytes(peers.addresses), peers.width  # one copy, then bytes slices
-        if type(slots) is range:  # every valid peer: one contiguous run of slots
-            return [data[i : i + width] for i in range(first * width, end * width, width)]
-        return [data[slot * width : (slot + 1) * width] for slot in slots]
+        first = peers.firstValid(self._cutoff())
+        if limit is not None and limit < len(peers) - first:
+            # random.sample picks by index: the same draw as sampling the slot numbers.
+            return random.sample(peers.compactFrom(first), max(limit, 0))
+        return peers.compactFrom(first)[:]  # a copy: the cached list stays the swarm's
 
     def getPeers(
         self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
