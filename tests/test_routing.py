@@ -561,6 +561,103 @@ class ClosestTests(Harness):
         self.assertEqual(len(self.table.closest(far(6), 100)), 16)
 
 
+class ClosestCompactTests(Harness):
+    """closestCompact() caches closest()'s compact string and is never stale."""
+
+    def compact(self, target: bytes, k: int = 8) -> bytes:
+        return b"".join(c.compact for c in self.table.closest(target, k))
+
+    def test_neverStale(self) -> None:
+        """After every random event or clock step, cached answers equal a fresh closest()."""
+        rng = random.Random(20261125)
+        for _ in range(10):
+            self.clock = Clock()
+            self.table = self.makeTable(rng.randbytes(20), restrictIPs=rng.random() < 0.5)
+            targets = [rng.randbytes(20) for _ in range(6)]
+            known: list[tuple[bytes, Address]] = []
+            for i in range(400):
+                event = rng.random()
+                if event < 0.4 or not known:
+                    nodeId = rng.randbytes(20)
+                    address = (f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{i % 256}.1", 6881)
+                    known.append((nodeId, address))
+                else:
+                    nodeId, address = rng.choice(known)
+                if event < 0.55:
+                    self.table.nodeResponded(nodeId, address)
+                elif event < 0.8:
+                    self.table.nodeQueried(nodeId, address)
+                elif event < 0.9:
+                    self.table.nodeFailed(address)
+                elif event < 0.99:
+                    self.clock.advance(rng.choice([1.0, 60.0, 600.0, FIFTEEN_MINUTES]))
+                else:
+                    self.table.setOwnId(rng.randbytes(20))
+                for target in rng.sample(targets, 2):
+                    k = rng.choice([1, 8])
+                    self.assertEqual(self.table.closestCompact(target, k), self.compact(target, k))
+
+    def test_seesInsert(self) -> None:
+        """A contact confirmed after a cached answer is in the next one."""
+        self.table.nodeResponded(far(1), addr(1))
+        self.assertEqual(self.table.closestCompact(far(0), 8), self.compact(far(0)))
+        self.table.nodeResponded(far(0), addr(0))
+        self.assertEqual(len(self.table.closestCompact(far(0), 8)), 52)
+        self.assertEqual(self.table.closestCompact(far(0), 8), self.compact(far(0)))
+
+    def test_seesFailure(self) -> None:
+        """A contact that turns bad after a cached answer is left out of the next one."""
+        self.fillFar(count=2)
+        self.assertEqual(len(self.table.closestCompact(far(0), 8)), 52)
+        self.table.nodeFailed(addr(0))
+        self.table.nodeFailed(addr(0))
+        self.assertEqual(self.table.closestCompact(far(0), 8), self.compact(far(0)))
+        self.assertEqual(len(self.table.closestCompact(far(0), 8)), 26)
+
+    def test_seesTime(self) -> None:
+        """A contact that stops being good with time is left out, to the second."""
+        self.table.nodeResponded(far(0), addr(0))
+        self.clock.advance(60.0)
+        self.table.nodeResponded(far(1), addr(1))
+        self.assertEqual(len(self.table.closestCompact(far(0), 8)), 52)
+        self.clock.advance(FIFTEEN_MINUTES - 60.0 - 0.001)
+        self.assertEqual(len(self.table.closestCompact(far(0), 8)), 52)
+        self.clock.advance(0.001)
+        self.assertEqual(self.table.closestCompact(far(0), 8), self.compact(far(0)))
+        self.assertEqual(len(self.table.closestCompact(far(0), 8)), 26)
+
+    def test_seesRevival(self) -> None:
+        """A questionable contact that answers again is back in the next answer."""
+        self.table.nodeResponded(far(0), addr(0))
+        self.clock.advance(FIFTEEN_MINUTES)
+        self.assertEqual(self.table.closestCompact(far(0), 8), b"")
+        self.table.nodeQueried(far(0), addr(0))
+        self.assertEqual(self.table.closestCompact(far(0), 8), self.compact(far(0)))
+        self.assertEqual(len(self.table.closestCompact(far(0), 8)), 26)
+
+    def test_seesClockSteppingBack(self) -> None:
+        """A clock stepped back before a cached answer was made recomputes it."""
+        self.clock.advance(FIFTEEN_MINUTES * 2)
+        self.table.nodeResponded(far(0), addr(0))
+        self.assertEqual(len(self.table.closestCompact(far(0), 8)), 26)
+        self.clock.rightNow -= FIFTEEN_MINUTES * 2
+        self.table.nodeResponded(far(0), addr(0))
+        self.clock.rightNow += FIFTEEN_MINUTES + 1
+        self.assertEqual(self.table.closestCompact(far(0), 8), self.compact(far(0)))
+
+    def test_bounded(self) -> None:
+        """At most CLOSEST_CACHE_SIZE answers are kept, the least recently used going first."""
+        from twisted_dht.routing import CLOSEST_CACHE_SIZE
+
+        self.fillFar(count=2)
+        for i in range(CLOSEST_CACHE_SIZE + 50):
+            self.table.closestCompact(fromInt(i), 8)
+        cache = self.table._closestCache
+        self.assertEqual(len(cache), CLOSEST_CACHE_SIZE)
+        self.assertNotIn((fromInt(0), 8), cache)
+        self.assertIn((fromInt(CLOSEST_CACHE_SIZE + 49), 8), cache)
+
+
 class MaintenanceTests(Harness):
     """Accessors used by maintenance: stale buckets, questionable contacts, own id."""
 

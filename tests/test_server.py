@@ -143,6 +143,20 @@ class FindNodeTests(ServerTestCase):
         self.assertEqual(found[0], (b"\x32" * 20, ("10.0.2.1", 7000)))
         self.assertEqual(sorted(found), sorted(nodes))
 
+    def test_seesTableChanges(self) -> None:
+        """A node added, failed or aged out after a find_node shows in the next one."""
+        nodes = self.addNodes(2)
+        ask = {b"id": REMOTE_ID, b"target": TARGET}
+        self.assertEqual(len(krpc.responseNodes(self.response(b"find_node", ask))), 2)
+        self.addNodes(3)
+        self.assertEqual(len(krpc.responseNodes(self.response(b"find_node", ask))), 3)
+        self.server.table4.nodeFailed(nodes[0][1])
+        self.server.table4.nodeFailed(nodes[0][1])
+        found = krpc.responseNodes(self.response(b"find_node", ask))
+        self.assertNotIn(nodes[0], found)
+        self.clock.advance(15 * 60.0)
+        self.assertEqual(krpc.responseNodes(self.response(b"find_node", ask)), [])
+
     def test_atMostK(self) -> None:
         """find_node returns at most 8 nodes."""
         self.addNodes(12)
@@ -209,6 +223,24 @@ class GetPeersTests(ServerTestCase):
         self.assertEqual(
             sorted(krpc.responseValues(reply)), [("10.0.0.1", 6881), ("10.0.0.2", 6882)]
         )
+
+    def test_seesPeerChanges(self) -> None:
+        """A peer announced, refreshed or expired after a get_peers shows in the next one."""
+        ask = {b"id": REMOTE_ID, b"info_hash": INFO_HASH}
+        self.server.peerStore.addPeer(INFO_HASH, ("10.0.0.1", 6881))
+        self.clock.advance(60.0)
+        self.server.peerStore.addPeer(INFO_HASH, ("10.0.0.2", 6882))
+        values = krpc.responseValues(self.response(b"get_peers", ask))
+        self.assertEqual(values, [("10.0.0.1", 6881), ("10.0.0.2", 6882)])
+        self.clock.advance(60.0)
+        self.server.peerStore.addPeer(INFO_HASH, ("10.0.0.1", 6881))
+        values = krpc.responseValues(self.response(b"get_peers", ask))
+        self.assertEqual(values, [("10.0.0.2", 6882), ("10.0.0.1", 6881)])
+        self.server.peerStore.addPeer(INFO_HASH, ("10.0.0.3", 6883))
+        self.assertEqual(len(krpc.responseValues(self.response(b"get_peers", ask))), 3)
+        self.clock.advance(1800.0 - 60.0)  # the announce of 10.0.0.2 expires
+        values = krpc.responseValues(self.response(b"get_peers", ask))
+        self.assertEqual(values, [("10.0.0.1", 6881), ("10.0.0.3", 6883)])
 
     def test_nodesWithValues(self) -> None:
         """get_peers returns nodes alongside values, as libtorrent and jech do."""

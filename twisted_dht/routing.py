@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from enum import Enum
 
@@ -39,6 +39,9 @@ SUBNET_LIMIT = 2
 
 MAX_DEPTH = ID_BITS - 1
 """A bucket whose prefix is this long never splits."""
+
+CLOSEST_CACHE_SIZE = 256
+"""Targets whose L{RoutingTable.closestCompact} string is kept (an LRU)."""
 
 _ID_SPACE = 1 << ID_BITS
 
@@ -230,6 +233,14 @@ class RoutingTable:
         self._byId: dict[bytes, Contact] = {}
         self._cachedByAddress: dict[Address, Contact] = {}
         self._liveIPs: Counter[bytes] = Counter()
+        self._version = 0
+        """Bumped by every change that can alter what L{closest} returns, other than time
+        passing: a live contact added or removed, or one that may become good (touched
+        while not good, or with the clock stepped back) or bad (a failure)."""
+        self._closestCache: OrderedDict[tuple[bytes, int], tuple[int, float, float, bytes]]
+        self._closestCache = OrderedDict()
+        """L{closestCompact} by (target, k): (version, computed at, oldest last-seen time
+        of the contacts, compact string)."""
 
     @property
     def ownId(self) -> bytes:
@@ -285,6 +296,7 @@ class RoutingTable:
                 self._dropCached(self._bucketFor(cached.idInt), cached)
             return
         contact.failures += 1
+        self._version += 1
         bucket = self._bucketFor(contact.idInt)
         now = self._reactor.seconds()
         if contact.lastResponse is None:
@@ -347,10 +359,42 @@ class RoutingTable:
         """
         if k is None:
             k = self.k
+        return self._closest(target, k, self._reactor.seconds())
+
+    def closestCompact(self, target: bytes, k: int) -> bytes:
+        """The compact node infos of C{closest(target, k)}, concatenated (a C{nodes} or
+        C{nodes6} value).
+
+        The last L{CLOSEST_CACHE_SIZE} answers are kept, each until the table changes in
+        a way that could alter it (see C{_version}) or one of its contacts stops being
+        good with time: a contact is good while C{now - max(lastResponse, lastQuery)} is
+        under L{GOOD_INTERVAL}, so the answer holds while that is true of its least
+        recently seen contact (checked with the same arithmetic as L{Contact.state}).
+        Contacts that were not chosen only matter if they become good, which takes an
+        event that bumps the version.
+        """
+        now = self._reactor.seconds()
+        cache = self._closestCache
+        key = (target, k)
+        entry = cache.get(key)
+        if entry is not None:
+            version, computedAt, oldest, compact = entry
+            if version == self._version and computedAt <= now and now - oldest < GOOD_INTERVAL:
+                cache.move_to_end(key)
+                return compact
+        found = self._closest(target, k, now)
+        compact = b"".join(c.compact for c in found)
+        oldest = min((c.lastSeen() for c in found), default=now)
+        cache[key] = (self._version, now, oldest, compact)
+        cache.move_to_end(key)
+        if len(cache) > CLOSEST_CACHE_SIZE:
+            cache.popitem(last=False)
+        return compact
+
+    def _closest(self, target: bytes, k: int, now: float) -> list[Contact]:
         if k <= 0:
             return []
         t = toInt(target)
-        now = self._reactor.seconds()
         good = NodeState.GOOD
 
         def goodByDistance(bucket: Bucket) -> list[Contact]:
@@ -390,6 +434,8 @@ class RoutingTable:
         known = self._byAddress.get(address)
         if known is not None:
             if known.nodeId == nodeId:
+                if now < known.lastSeen() or known.state(now) is not NodeState.GOOD:
+                    self._version += 1  # it may become good, or stop being good sooner
                 self._touch(known, now, confirmed)
                 bucket = self._bucketFor(known.idInt)
                 bucket.contacts.remove(known)
@@ -500,6 +546,7 @@ class RoutingTable:
             (lower if contact.idInt < middle else upper).replacements.append(contact)
         self._buckets[index : index + 1] = [lower, upper]
         self._lows.insert(index + 1, middle)
+        self._version += 1
         return lower, upper
 
     def _exempt(self, contact: Contact) -> bool:
@@ -535,6 +582,7 @@ class RoutingTable:
         return sameSubnet < SUBNET_LIMIT
 
     def _addLive(self, bucket: Bucket, contact: Contact, now: float) -> None:
+        self._version += 1
         bucket.contacts.append(contact)
         bucket.lastChanged = now
         self._byAddress[contact.address] = contact
@@ -542,6 +590,7 @@ class RoutingTable:
         self._liveIPs[contact._ip] += 1
 
     def _removeLive(self, bucket: Bucket, contact: Contact) -> None:
+        self._version += 1
         bucket.contacts.remove(contact)
         del self._byAddress[contact.address]
         del self._byId[contact.nodeId]

@@ -229,9 +229,9 @@ class DHTServer:
         if not want:
             want = _WANT_6 if krpc.isIPv6(address[0]) else _WANT_4
         if b"n4" in want:
-            reply[b"nodes"] = b"".join(c.compact for c in self.table4.closest(target, K))
+            reply[b"nodes"] = self.table4.closestCompact(target, K)
         if b"n6" in want:
-            reply[b"nodes6"] = b"".join(c.compact for c in self.table6.closest(target, K))
+            reply[b"nodes6"] = self.table6.closestCompact(target, K)
 
 
 def _trimNodes(reply: dict[bytes, Any], excess: int, address: Address) -> int:
