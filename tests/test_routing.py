@@ -242,6 +242,25 @@ class InsertionTests(Harness):
         self.assertEqual(self.pinged, [])
         checkInvariants(self, self.table)
 
+    def test_cachedNodeQueryingAgainBecomesNewest(self) -> None:
+        """A cached node that queries again moves to the newest end of the cache, not live."""
+        self.fillFar(count=12)
+        self.clock.advance(5.0)
+        self.table.nodeQueried(far(9), addr(9))
+        self.assertEqual(self.cachedIds(), [far(8), far(10), far(11), far(9)])
+        [contact] = [c for c in self.bucketOf(far(9)).replacements if c.nodeId == far(9)]
+        self.assertEqual(contact.lastQuery, 5.0)
+        self.assertEqual(self.liveIds(), {far(i) for i in range(8)})
+        checkInvariants(self, self.table)
+
+    def test_cachedNodeQueryingAgainDroppedWhenItsIPWentLive(self) -> None:
+        """A cached node whose IP went live meanwhile is dropped when it queries again."""
+        self.fillFar(count=12)
+        self.table.nodeResponded(near(1), (addr(9)[0], 7000))
+        self.table.nodeQueried(far(9), addr(9))
+        self.assertEqual(self.cachedIds(), [far(8), far(10), far(11)])
+        checkInvariants(self, self.table)
+
     def test_replacementCacheSize(self) -> None:
         """The replacements option bounds the cache, and zero disables it."""
         table = self.makeTable(replacements=3)

@@ -469,8 +469,15 @@ class RoutingTable:
         contact: Contact | None = None
         cached = self._cachedByAddress.get(address)
         if cached is not None:
-            self._dropCached(self._bucketFor(cached.idInt), cached)
+            bucket = self._bucketFor(cached.idInt)
+            self._dropCached(bucket, cached)
             if cached.nodeId == nodeId:
+                if not confirmed and len(bucket.contacts) >= self.k and not self._canSplit(bucket):
+                    # The common case of a node in the cache querying again: its bucket
+                    # is full and cannot split, so _place would only re-cache it.
+                    cached.lastQuery = now
+                    self._addCached(bucket, cached)
+                    return None
                 contact = cached
         if contact is None:
             idInt = toInt(nodeId)
