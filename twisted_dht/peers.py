@@ -264,8 +264,10 @@ class PeerStore:
         swarm = self._swarms.get(infoHash)
         if swarm is None:
             return False
+        # Slots are in announce order: a family has valid peers if its newest one is.
         cutoff = self._cutoff()
-        return any(len(peers) and peers.times[-1] > cutoff for peers in swarm.families())
+        v4, v6 = swarm.v4, swarm.v6
+        return bool((v4 and v4.times[-1] > cutoff) or (v6 and v6.times[-1] > cutoff))
 
     def seedCount(self, infoHash: bytes) -> int:
         """How many non-expired peers of C{infoHash}, of either family, are seeds."""
