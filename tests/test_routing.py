@@ -261,6 +261,23 @@ class InsertionTests(Harness):
         self.assertEqual(self.cachedIds(), [far(8), far(10), far(11)])
         checkInvariants(self, self.table)
 
+    def test_newestCachedNodeQueryingAgainStays(self) -> None:
+        """The newest cached node querying again stays the newest, its query time updated."""
+        self.fillFar(count=12)
+        self.clock.advance(5.0)
+        self.table.nodeQueried(far(11), addr(11))
+        self.assertEqual(self.cachedIds(), [far(8), far(9), far(10), far(11)])
+        self.assertEqual(self.bucketOf(far(11)).replacements[-1].lastQuery, 5.0)
+        checkInvariants(self, self.table)
+
+    def test_newestCachedNodeDroppedWhenItsIPWentLive(self) -> None:
+        """The newest cached node is dropped when it queries again after its IP went live."""
+        self.fillFar(count=12)
+        self.table.nodeResponded(near(1), (addr(11)[0], 7000))
+        self.table.nodeQueried(far(11), addr(11))
+        self.assertEqual(self.cachedIds(), [far(8), far(9), far(10)])
+        checkInvariants(self, self.table)
+
     def test_replacementCacheSize(self) -> None:
         """The replacements option bounds the cache, and zero disables it."""
         table = self.makeTable(replacements=3)

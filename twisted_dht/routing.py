@@ -470,14 +470,26 @@ class RoutingTable:
         cached = self._cachedByAddress.get(address)
         if cached is not None:
             bucket = self._bucketFor(cached.idInt)
+            if (
+                cached.nodeId == nodeId
+                and not confirmed
+                and len(bucket.contacts) >= self.k
+                and not self._canSplit(bucket)
+            ):
+                # The common case of a node in the cache querying again: its bucket is
+                # full and cannot split, so _place would only re-cache it as the newest
+                # entry. When it is the newest already and its IP did not go live, that
+                # changes nothing: the other entries can only have left since it was
+                # allowed in, so it would be allowed again.
+                cached.lastQuery = now
+                if bucket.replacements[-1] is not cached or not (
+                    self._exempt(cached) or not self._liveIPs[cached._ip]
+                ):
+                    self._dropCached(bucket, cached)
+                    self._addCached(bucket, cached)
+                return None
             self._dropCached(bucket, cached)
             if cached.nodeId == nodeId:
-                if not confirmed and len(bucket.contacts) >= self.k and not self._canSplit(bucket):
-                    # The common case of a node in the cache querying again: its bucket
-                    # is full and cannot split, so _place would only re-cache it.
-                    cached.lastQuery = now
-                    self._addCached(bucket, cached)
-                    return None
                 contact = cached
         if contact is None:
             idInt = toInt(nodeId)
