@@ -278,10 +278,13 @@ class DHTNode(DHTServer):
         A node that only queried us is not good until it answers one of our queries; the
         ping confirms it, so that it can be given out in our replies.
         """
-        super().queryReceived(query, address)
-        if query.readOnly or not self.running:
+        if query.readOnly:
             return
-        contact = self.tableFor(address).get(address)
+        table = self.tableFor(address)  # once: DHTServer.queryReceived's work, inlined
+        table.nodeQueried(query.nodeId, address)
+        if not self.running:
+            return
+        contact = table.get(address)
         if contact is not None and contact.lastResponse is None and contact.lastPinged is None:
             contact.lastPinged = self.reactor.seconds()
             self.ping(address).addErrback(lambda _: None)
