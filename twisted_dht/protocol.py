@@ -125,7 +125,7 @@ class KRPCProtocol(DatagramProtocol):
             if self.readOnly:
                 counters["droppedReadOnly"] += 1
                 return
-            if not self._admitQuery(now):
+            if self.queryLimiter is not None and not self._admitQuery(now):
                 return
             message.size = len(datagram)
             self._queryReceived(message, address)
@@ -165,7 +165,9 @@ class KRPCProtocol(DatagramProtocol):
         except Exception:
             self._handlerFailed(Failure(), query, address)
             return
-        if isinstance(result, Deferred):
+        # Most handlers return a dict: test that first, as isinstance against Deferred
+        # (an ABC) costs about 0.1 us.
+        if type(result) is not dict and isinstance(result, Deferred):
             result.addCallbacks(
                 self._sendResponse,
                 self._handlerFailed,
@@ -185,7 +187,7 @@ class KRPCProtocol(DatagramProtocol):
             )
             self._sendError(query.tid, ErrorCode.SERVER, "Server Error", address, query.size)
             return
-        if self._overBudget(data):
+        if self.uploadLimiter is not None and self._overBudget(data):
             return
         self.counters["responsesSent"] += 1
         self._write(data, address, reply=True)
