@@ -454,3 +454,84 @@ class ReplySizeTests(SynchronousTestCase):
         address: Address = ("2001:db8::1", 6881) if ipv6 else ("10.0.0.1", 6881)
         encoded = krpc.encodeResponse(tid, reply, requester=address)
         self.assertEqual(_replySize(reply, tid, address), len(encoded))
+
+
+class SampleInfoHashesTests(ServerTestCase):
+    def sample(self, **args: Any) -> krpc.Response:
+        return self.response(b"sample_infohashes", {b"id": REMOTE_ID, b"target": TARGET, **args})
+
+    def store(self, count: int) -> list[bytes]:
+        hashes = [bytes([i]) * 20 for i in range(1, count + 1)]
+        for infoHash in hashes:
+            self.server.peerStore.addPeer(infoHash, ("10.0.0.1", 6881))
+        return hashes
+
+    def test_samplesNumIntervalNodes(self) -> None:
+        """BEP 51: samples of stored info_hashes, num, interval and the closest nodes."""
+        hashes = self.store(5)
+        self.addNodes(3)
+        reply = self.sample()
+        samples = reply.values[b"samples"]
+        self.assertEqual(sorted(samples[i : i + 20] for i in range(0, len(samples), 20)), hashes)
+        self.assertEqual(reply.values[b"num"], 5)
+        self.assertEqual(reply.values[b"interval"], 21600)
+        self.assertEqual(len(krpc.responseNodes(reply)), 3)
+
+    def test_emptyStoreStillSendsSamples(self) -> None:
+        """With nothing stored, samples is present and empty, so support is visible."""
+        reply = self.sample()
+        self.assertEqual((reply.values[b"samples"], reply.values[b"num"]), (b"", 0))
+
+    def test_atMost20Samples(self) -> None:
+        """A sample holds at most 20 info_hashes, and num counts them all."""
+        self.store(50)
+        reply = self.sample()
+        self.assertEqual(len(reply.values[b"samples"]), 20 * 20)
+        self.assertEqual(reply.values[b"num"], 50)
+
+    def test_sampleStandsForTheInterval(self) -> None:
+        """The same sample is given out until the interval passes, then a new one."""
+        self.store(60)
+        first = self.sample().values[b"samples"]
+        self.clock.advance(21599)
+        self.assertEqual(self.sample().values[b"samples"], first)
+        self.clock.advance(2)
+        self.server.peerStore.addPeer(b"\xee" * 20, ("10.0.0.2", 6881))
+        self.assertNotEqual(self.sample().values[b"samples"], first)
+
+    def test_shortSampleFollowsGrowth(self) -> None:
+        """A sample short of 20 is drawn again as soon as the store has grown past it."""
+        self.store(2)
+        self.assertEqual(len(self.sample().values[b"samples"]), 40)
+        self.server.peerStore.addPeer(b"\xee" * 20, ("10.0.0.2", 6881))
+        self.assertEqual(len(self.sample().values[b"samples"]), 60)
+
+    def test_fullReplyFits(self) -> None:
+        """20 samples with nodes and nodes6 and a 32-byte tid stay within 1,024 bytes."""
+        self.store(40)
+        self.addNodes(8)
+        self.addNodes(8, ipv6=True)
+        reply = self.response(
+            b"sample_infohashes",
+            {b"id": REMOTE_ID, b"target": TARGET, b"want": [b"n4", b"n6"]},
+            tid=b"x" * 32,
+        )
+        self.assertGreater(len(reply.values[b"samples"]), 0)
+
+    def test_missingTarget(self) -> None:
+        """sample_infohashes without a target gets error 203."""
+        error = self.error(b"sample_infohashes", {b"id": REMOTE_ID})
+        self.assertEqual(error.code, ErrorCode.PROTOCOL)
+
+    def test_unverifiedRequesterTrimmed(self) -> None:
+        """A public requester we have not verified gets at most 4x its query's size."""
+        self.store(40)
+        self.addNodes(8)
+        args = {b"id": REMOTE_ID, b"target": TARGET}
+        query = krpc.bencoding.encode(
+            {b"t": b"\xaa\xbb", b"y": b"q", b"q": b"sample_infohashes", b"a": args}
+        )
+        reply = self.ask(b"sample_infohashes", args, source=("203.0.113.5", 1))
+        assert isinstance(reply, krpc.Response)
+        self.assertLessEqual(len(self.transport.written[-1][0]), 4 * len(query))
+        self.assertIn(b"samples", reply.values)

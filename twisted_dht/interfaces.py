@@ -50,6 +50,9 @@ class IPeerStore(Interface):
     def peerCount() -> int:
         """How many peers are stored in all (some may have expired)."""
 
+    def sampleInfoHashes(count: int) -> list[bytes]:
+        """Up to C{count} of the stored info_hashes, chosen at random (BEP 51)."""
+
     def seedCount(infoHash: bytes) -> int:
         """How many non-expired peers of C{infoHash}, of either family, announced as seeds."""
 

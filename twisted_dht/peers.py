@@ -269,6 +269,14 @@ class PeerStore:
         v4, v6 = swarm.v4, swarm.v6
         return bool((v4 and v4.times[-1] > cutoff) or (v6 and v6.times[-1] > cutoff))
 
+    def sampleInfoHashes(self, count: int) -> list[bytes]:
+        """Up to C{count} of the stored info_hashes, chosen at random (BEP 51).
+
+        O(number of info_hashes): callers cache the sample (the server does, for BEP 51's
+        C{interval}).
+        """
+        return random.sample(list(self._swarms), min(count, len(self._swarms)))
+
     def seedCount(self, infoHash: bytes) -> int:
         """How many non-expired peers of C{infoHash}, of either family, are seeds."""
         swarm = self._swarms.get(infoHash)

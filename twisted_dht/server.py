@@ -31,6 +31,12 @@ query can never make us send more than 4 bytes per byte received. Verified reque
 (they answered one of our queries, or presented a valid token) and local addresses get
 the full 1,024 bytes."""
 
+SAMPLE_INTERVAL = 21600
+"""BEP 51: seconds between two refreshes of the info_hash sample (libtorrent's default)."""
+
+MAX_SAMPLES = 20
+"""BEP 51: info_hashes in a sample (libtorrent's cap)."""
+
 MAX_VERIFIED = 1024
 """IPs remembered as having presented a valid token (an LRU)."""
 
@@ -95,6 +101,7 @@ class DHTServer:
         self.enforceNodeId = enforceNodeId
         self.relaxLocal = relaxLocal
         self._verified: OrderedDict[str, None] = OrderedDict()
+        self._sample: tuple[float, bytes] | None = None
         admit: Callable[[bytes, Address], bool] | None = self.compliant if enforceNodeId else None
         tableOptions: dict[str, Any] = {
             "k": K,
@@ -194,6 +201,45 @@ class DHTServer:
             if values:
                 reply[b"values"] = values
         return reply
+
+    def krpc_sample_infohashes(self, query: Query, address: Address) -> dict[bytes, Any]:
+        """sample_infohashes (BEP 51): a random sample of the info_hashes we store, how many
+        we store, how long the sample stands, and the closest nodes to C{target}."""
+        target = krpc.queryTarget(query)
+        if target is None:
+            raise _missing("target")
+        reply: dict[bytes, Any] = {
+            b"id": self.nodeId,
+            b"interval": SAMPLE_INTERVAL,
+            b"num": self.peerStore.infoHashCount(),
+            b"samples": self._currentSample(),
+        }
+        self._addNodes(reply, target, query, address)
+        size = _replySize(reply, query.tid, address)
+        budget = self.replyBudget(query, address, size)
+        if size > budget:
+            size -= _trimNodes(reply, size - budget, address)
+        if size > budget:
+            samples = reply[b"samples"]
+            drop = -(-(size - budget) // 20)
+            reply[b"samples"] = samples[: max(0, len(samples) - drop * 20)]
+        return reply
+
+    def _currentSample(self) -> bytes:
+        """The concatenated info_hash sample, drawn again every L{SAMPLE_INTERVAL} seconds,
+        or sooner while it is short of L{MAX_SAMPLES} and the store has grown past it."""
+        now = self.reactor.seconds()
+        sample = self._sample
+        if (
+            sample is None
+            or now - sample[0] >= SAMPLE_INTERVAL
+            or len(sample[1]) // 20 < min(MAX_SAMPLES, self.peerStore.infoHashCount())
+        ):
+            sample = self._sample = (
+                now,
+                b"".join(self.peerStore.sampleInfoHashes(MAX_SAMPLES)),
+            )
+        return sample[1]
 
     def krpc_announce_peer(self, query: Query, address: Address) -> dict[bytes, Any]:
         """announce_peer: check the token, then store the announcing peer."""
