@@ -26,24 +26,14 @@ def _count(text: str) -> int:
 _count.coerceDoc = "Must be a positive integer."  # type: ignore[attr-defined]
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"must be a non-negative number of seconds, got {text}")
-    return value
-
-
-_seconds.coerceDoc = "Seconds; 0 turns it off."  # type: ignore[attr-defined]
-
-
-def _rate(text: str) -> float:
+def _nonNegative(text: str) -> float:
     value = float(text)
     if not value >= 0 or value == float("inf"):
         raise ValueError(f"must be a non-negative number, got {text}")
     return value
 
 
-_rate.coerceDoc = "A non-negative number; 0 turns the limit off."  # type: ignore[attr-defined]
+_nonNegative.coerceDoc = "A non-negative number; 0 turns it off."  # type: ignore[attr-defined]
 
 
 def _nodeId(text: str) -> bytes:
@@ -94,11 +84,12 @@ class Options(usage.Options):
         ["node-id", None, None, "Our node id (default: the state file's, else random)", _nodeId],
         ["max-peers-per-torrent", None, 100, "Peers stored per info_hash.", _count],
         ["max-torrents", None, 10000, "Info_hashes stored.", _count],
-        ["stats-interval", None, 300.0, "Seconds between two stats log lines.", _seconds],
+        ["stats-interval", None, 300.0, "Seconds between two stats log lines.", _nonNegative],
         ["ip-rate-limit", None, DEFAULT_IP_RATE,
-         "Datagrams/s one IP may send (over 10 s) before it is ignored for 5 minutes.", _rate],
+         "Datagrams/s one IP may send (over 10 s) before it is ignored for 5 minutes.",
+         _nonNegative],
         ["upload-limit", None, DEFAULT_UPLOAD_LIMIT,
-         "Bytes/s the node sends; replies that do not fit are dropped.", _rate],
+         "Bytes/s the node sends; replies that do not fit are dropped.", _nonNegative],
     ]  # fmt: skip
 
     compData = usage.Completions(
