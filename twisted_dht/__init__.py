@@ -5,6 +5,7 @@ from .errors import (
     KRPCError,
     MalformedMessage,
     ProtocolStopped,
+    QueryDropped,
     QueryTimeout,
 )
 from .interfaces import IKRPCController, IPeerStore
@@ -15,6 +16,7 @@ from .peers import PeerStore
 from .protocol import KRPCProtocol
 from .routing import Contact, NodeState, RoutingTable
 from .server import DHTServer, K
+from .service import DHTService
 from .tokens import TokenStore
 
 __version__ = "0.1.0"
@@ -27,6 +29,7 @@ __all__ = [
     "Contact",
     "DHTNode",
     "DHTServer",
+    "DHTService",
     "Error",
     "ErrorCode",
     "IKRPCController",
@@ -41,6 +44,7 @@ __all__ = [
     "PeerStore",
     "ProtocolStopped",
     "Query",
+    "QueryDropped",
     "QueryTimeout",
     "Response",
     "RoutingTable",
