@@ -7,9 +7,16 @@ import heapq
 import random
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IHostnameResolver,
+    IReactorPluggableNameResolver,
+    IResolutionReceiver,
+)
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
 from twisted_dht import krpc
 from twisted_dht.krpc import Address
@@ -183,6 +190,62 @@ class DualStackTests(SynchronousTestCase):
         found = swarm.wait(swarm.nodes[12].findNode(swarm.nodes[20].nodeId))
         self.assertIn((swarm.nodes[20].nodeId, address6Of(20)), found)
         swarm.stop()
+
+
+@implementer(IHostnameResolver)
+class FakeResolver:
+    """Resolves every name to the addresses it was given, at once."""
+
+    def __init__(self, hosts: dict[str, list[str]]) -> None:
+        self.hosts = hosts
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Any = None,
+        transportSemantics: str = "TCP",
+    ) -> IResolutionReceiver:
+        resolutionReceiver.resolutionBegan(None)  # type: ignore[arg-type]
+        for host in self.hosts.get(hostName, []):
+            kind = IPv6Address if ":" in host else IPv4Address
+            resolutionReceiver.addressResolved(kind("UDP", host, portNumber))
+        resolutionReceiver.resolutionComplete()
+        return resolutionReceiver
+
+
+@implementer(IReactorPluggableNameResolver)
+class ResolvingClock(Clock):
+    """A Clock with a name resolver."""
+
+    def __init__(self, hosts: dict[str, list[str]]) -> None:
+        super().__init__()
+        self.nameResolver = FakeResolver(hosts)
+
+    def installNameResolver(self, resolver: IHostnameResolver) -> IHostnameResolver:
+        old, self.nameResolver = self.nameResolver, resolver  # type: ignore[assignment]
+        return old
+
+
+class RouterNameTests(SynchronousTestCase):
+    def test_routerNamesResolveToBothFamilies(self) -> None:
+        """A router name is resolved to its IPv4 and IPv6 addresses, each asked over its
+        own socket; an unknown name is skipped."""
+        clock = ResolvingClock({"router.example": ["10.9.9.9", "fd00:9::9"]})
+        network = MemoryNetwork(clock)
+        routers = [("router.example", 6881), ("nowhere.example", 6881)]
+        node = DHTNode(b"\x01" * 20, reactor=clock, routers=routers)
+        network.listen(node.protocol4, ("10.0.0.1", 6881))
+        network.listen(node.protocol6, ("fd00:1::1", 6881))
+        router = DHTNode(b"\x02" * 20, reactor=clock, routers=[])
+        network.listen(router.protocol4, ("10.9.9.9", 6881))
+        network.listen(router.protocol6, ("fd00:9::9", 6881))
+        d = node.bootstrap()
+        for _ in range(1000):
+            clock.advance(0.01)
+        self.assertEqual(self.successResultOf(d).routersAnswered, 2)
+        self.assertEqual(set(node.routerNodes), {("10.9.9.9", 6881), ("fd00:9::9", 6881)})
 
 
 class LifecycleTests(SynchronousTestCase):

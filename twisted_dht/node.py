@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorCore, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorPluggableNameResolver, IReactorTime
 from twisted.python.failure import Failure
 
 from . import bep42, krpc, ratelimit
@@ -24,6 +24,7 @@ from .pacer import QueryPacer
 from .periodic import Periodic
 from .protocol import KRPCProtocol
 from .ratelimit import DoSBlocker, TokenBucket
+from .resolve import resolveHost
 from .routing import Contact, NodeState, RoutingTable
 from .server import DHTServer, K
 
@@ -507,20 +508,19 @@ class DHTNode(DHTServer):
         return BootstrapResult(self.goodCount(), len(answered))
 
     async def _resolve(self, addresses: Sequence[Address]) -> list[Address]:
-        resolved = []
+        """IP literals as they are; names resolved to all their IPv4 and IPv6 addresses."""
+        resolved: list[Address] = []
         for host, port in addresses:
             if isIPAddress(host) or isIPv6Address(host):
                 resolved.append((host, port))
                 continue
-            if not IReactorCore.providedBy(self.reactor):
+            if not IReactorPluggableNameResolver.providedBy(self.reactor):
                 self.log.warn("Cannot resolve {host} with this reactor", host=host)
                 continue
-            try:
-                ip = await self.reactor.resolve(host)  # type: ignore[attr-defined]
-            except Exception as e:
-                self.log.debug("Cannot resolve router {host}: {error}", host=host, error=e)
-                continue
-            resolved.append((ip, port))
+            found = await resolveHost(self.reactor, host, port)
+            if not found:
+                self.log.debug("Cannot resolve router {host}", host=host)
+            resolved.extend(a for a in found if a not in resolved)
         return resolved
 
     async def _askRouters(self, routers: list[Address]) -> list[list[tuple[bytes, Address]]]:
