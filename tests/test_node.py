@@ -15,6 +15,8 @@ from twisted.internet.interfaces import (
     IResolutionReceiver,
 )
 from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -268,6 +270,7 @@ class LifecycleTests(SynchronousTestCase):
     def test_bootstrapWithoutNetworkBacksOff(self) -> None:
         """With no router answering, the node logs, keeps serving and retries with backoff."""
         self.network.unreachable.add(("10.9.9.9", 6881))
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         self.node.start()
         sent = []
         for _ in range(3600):
@@ -276,6 +279,9 @@ class LifecycleTests(SynchronousTestCase):
         # backoff: 5, 10, 20, ... capped at 300 s: about 15 attempts in an hour, not 3600
         self.assertLess(sent[-1], 25)
         self.assertGreater(sent[-1], 5)
+        warnings = [e for e in events if e["log_level"] >= LogLevel.warn]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("1 router addresses resolved", formatEvent(warnings[0]))
         self.node.stop()
 
     def test_bootstrapResultWhenAlone(self) -> None:

@@ -39,10 +39,15 @@ DEFAULT_ROUTERS: tuple[Address, ...] = (
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    """How a bootstrap ended: C{goodNodes} in the tables; C{success} when there are any."""
+    """How a bootstrap ended: C{goodNodes} in the tables; C{success} when there are any.
+
+    C{routersResolved} counts the router addresses we could ask (names resolved to one or
+    more addresses), C{routersAnswered} those that answered.
+    """
 
     goodNodes: int
     routersAnswered: int
+    routersResolved: int = 0
 
     @property
     def success(self) -> bool:
@@ -505,7 +510,7 @@ class DHTNode(DHTServer):
             family = [node for node in seeds if krpc.isIPv6(node[1][0]) == ipv6]
             await self.lookup(self.nodeId, b"find_node", ipv6, seeds=family)
             await self._refreshBuckets(ipv6)
-        return BootstrapResult(self.goodCount(), len(answered))
+        return BootstrapResult(self.goodCount(), len(answered), len(resolved))
 
     async def _resolve(self, addresses: Sequence[Address]) -> list[Address]:
         """IP literals as they are; names resolved to all their IPv4 and IPv6 addresses."""
@@ -518,8 +523,6 @@ class DHTNode(DHTServer):
                 self.log.warn("Cannot resolve {host} with this reactor", host=host)
                 continue
             found = await resolveHost(self.reactor, host, port)
-            if not found:
-                self.log.debug("Cannot resolve router {host}", host=host)
             resolved.extend(a for a in found if a not in resolved)
         return resolved
 
@@ -571,12 +574,13 @@ class DHTNode(DHTServer):
                 return
             first = self._bootstrapDelay == 0.0
             self._bootstrapDelay = min(max(5.0, self._bootstrapDelay * 2), 300.0)
-            # One warning per outage; the retries that follow are logged at debug level.
-            (self.log.warn if first else self.log.debug)(
-                "Bootstrap failed: no DHT node answered; serving queries and retrying "
-                "with backoff (next in {delay:.0f} s, at most every 5 min)",
-                delay=self._bootstrapDelay,
-            )
+            if first:  # one line per outage, not one per retry
+                self.log.warn(
+                    "Bootstrap failed: no DHT node answered ({resolved} router addresses "
+                    "resolved); serving queries and retrying with backoff (5 s doubling "
+                    "to 5 min)",
+                    resolved=result.routersResolved,
+                )
             if self.running:
                 self._bootstrapRetry = self.reactor.callLater(
                     self._bootstrapDelay, self._keepBootstrapping
