@@ -192,3 +192,21 @@ class TwistdEndToEndTests(TestCase):
         self.assertIn(b"Port number not in range: 70000", out + err)
         self.assertNotIn(b"Traceback", out + err)
         await deferLater(reactor, 0)
+
+    async def test_portInUseIsOneLine(self) -> None:
+        """A port already in use ends twistd dht with status 1 and a message, no traceback."""
+        taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        port = str(taken.getsockname()[1])
+        result = getProcessOutputAndValue(
+            sys.executable,
+            ["-c", TWISTD, "-n", "--pidfile=", "dht", "--port", port,
+             "--interface", "127.0.0.1", "--no-ipv6", "--no-bootstrap"],
+            env=projectEnvironment(),
+            path=self.directory,
+        )  # fmt: skip
+        out, err, code = await result.addTimeout(30, reactor)
+        self.assertEqual(code, 1)
+        self.assertIn(f"cannot listen on UDP 127.0.0.1:{port}".encode(), out + err)
+        self.assertNotIn(b"Traceback", out + err)

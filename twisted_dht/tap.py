@@ -6,6 +6,7 @@ import ipaddress
 import os
 from typing import Any
 
+from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
 from .addresses import isIPLiteral, parseAnnounce, parseHostPort
@@ -158,10 +159,36 @@ def _checkStatePath(path: str) -> None:
         raise usage.UsageError(f"--state: {path!r} is not readable")
 
 
+class CommandLineService(DHTService):
+    """The service C{twistd dht} runs: a port it cannot bind ends twistd with one line.
+
+    (A L{DHTService} composed into an application raises L{CannotListenError} instead.)
+    """
+
+    def privilegedStartService(self) -> None:
+        """Bind, or exit with a one-line message and status 1."""
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise SystemExit(f"twistd dht: {_bindFailure(e)}") from None
+
+    def startService(self) -> None:
+        """Start, or exit with a one-line message and status 1."""
+        try:
+            super().startService()
+        except CannotListenError as e:
+            raise SystemExit(f"twistd dht: {_bindFailure(e)}") from None
+
+
+def _bindFailure(error: CannotListenError) -> str:
+    reason = getattr(error.socketError, "strerror", None) or error.socketError
+    return f"cannot listen on UDP {error.interface or '0.0.0.0'}:{error.port}: {reason}"
+
+
 def makeService(config: Options, reactor: Any = None) -> DHTService:
     """The L{DHTService} that C{config} describes."""
     routers = config.routers()
-    return DHTService(
+    return CommandLineService(
         port=config["port"],
         interface=config["interface"],
         interface6=config["interface6"],
