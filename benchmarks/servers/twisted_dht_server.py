@@ -15,17 +15,11 @@ from __future__ import annotations
 import argparse
 import random
 
-from twisted.internet import reactor, stdio
-from twisted.internet.protocol import Protocol
+from stdin_exit import exitWhenStdinCloses
+from twisted.internet import reactor
 
 from twisted_dht import bencoding
 from twisted_dht.node import DHTNode
-
-
-class _ExitOnClose(Protocol):
-    def connectionLost(self, reason: object = None) -> None:
-        if reactor.running:
-            reactor.stop()
 
 
 def main() -> None:
@@ -54,7 +48,7 @@ def main() -> None:
         node.table4.nodeResponded(rng.randbytes(20), address)
     node.start(bootstrap=False)
     reactor.listenUDP(options.port, node.protocol4, interface="127.0.0.1")
-    stdio.StandardIO(_ExitOnClose())
+    exitWhenStdinCloses()
     print(f"ready {options.port} backend={options.backend} table={len(node.table4)}", flush=True)
     if options.profile:
         import cProfile

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from twisted.internet import reactor, stdio
-from twisted.internet.protocol import DatagramProtocol, Protocol
+from stdin_exit import exitWhenStdinCloses
+from twisted.internet import reactor
+from twisted.internet.protocol import DatagramProtocol
 
 
 class Echo(DatagramProtocol):
@@ -18,18 +19,12 @@ class Echo(DatagramProtocol):
         self.transport.write(datagram, addr)
 
 
-class _ExitOnClose(Protocol):
-    def connectionLost(self, reason: object = None) -> None:
-        if reactor.running:
-            reactor.stop()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     options = parser.parse_args()
     reactor.listenUDP(options.port, Echo(), interface="127.0.0.1")
-    stdio.StandardIO(_ExitOnClose())
+    exitWhenStdinCloses()
     print(f"ready {options.port}", flush=True)
     reactor.run()
 
