@@ -242,15 +242,32 @@ class InsertionTests(Harness):
         self.assertEqual(self.pinged, [])
         checkInvariants(self, self.table)
 
-    def test_cachedNodeQueryingAgainBecomesNewest(self) -> None:
-        """A cached node that queries again moves to the newest end of the cache, not live."""
-        self.fillFar(count=12)
+    def test_cachedNodeQueryingAgainIsRefreshed(self) -> None:
+        """A cached node that queries again has its query time moved, stays cached (not
+        live), and now outranks the others: it is the last to be evicted."""
+        table = self.makeTable(replacements=4)
+        self.table = table
+        self.fillFar(table, count=12)
         self.clock.advance(5.0)
-        self.table.nodeQueried(far(9), addr(9))
-        self.assertEqual(self.cachedIds(), [far(8), far(10), far(11), far(9)])
+        table.nodeQueried(far(9), addr(9))
         [contact] = [c for c in self.bucketOf(far(9)).replacements if c.nodeId == far(9)]
         self.assertEqual(contact.lastQuery, 5.0)
         self.assertEqual(self.liveIds(), {far(i) for i in range(8)})
+        for i in range(12, 15):
+            table.nodeResponded(far(i), addr(i))
+        self.assertEqual(set(self.cachedIds()), {far(9), far(12), far(13), far(14)})
+        checkInvariants(self, table)
+
+    def test_mostRecentlySeenCachedNodeIsPromoted(self) -> None:
+        """When a live slot frees, the most recently seen confirmed cache entry takes it,
+        whatever its position in the cache."""
+        self.fillFar(count=12)
+        self.clock.advance(5.0)
+        self.table.nodeQueried(far(9), addr(9))
+        self.table.nodeFailed(addr(0))
+        self.table.nodeFailed(addr(0))
+        self.assertIn(far(9), self.liveIds())
+        self.assertNotIn(far(0), self.liveIds())
         checkInvariants(self, self.table)
 
     def test_cachedNodeQueryingAgainDroppedWhenItsIPWentLive(self) -> None:
@@ -261,17 +278,9 @@ class InsertionTests(Harness):
         self.assertEqual(self.cachedIds(), [far(8), far(10), far(11)])
         checkInvariants(self, self.table)
 
-    def test_newestCachedNodeQueryingAgainStays(self) -> None:
-        """The newest cached node querying again stays the newest, its query time updated."""
-        self.fillFar(count=12)
-        self.clock.advance(5.0)
-        self.table.nodeQueried(far(11), addr(11))
-        self.assertEqual(self.cachedIds(), [far(8), far(9), far(10), far(11)])
-        self.assertEqual(self.bucketOf(far(11)).replacements[-1].lastQuery, 5.0)
-        checkInvariants(self, self.table)
-
     def test_newestCachedNodeDroppedWhenItsIPWentLive(self) -> None:
-        """The newest cached node is dropped when it queries again after its IP went live."""
+        """The newest cached node too is dropped when it queries again after its IP went
+        live."""
         self.fillFar(count=12)
         self.table.nodeResponded(near(1), (addr(11)[0], 7000))
         self.table.nodeQueried(far(11), addr(11))

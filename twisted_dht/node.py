@@ -286,11 +286,9 @@ class DHTNode(DHTServer):
         """
         if query.readOnly:
             return
-        table = self.tableFor(address)  # once: DHTServer.queryReceived's work, inlined
-        table.nodeQueried(query.nodeId, address)
+        contact = self.tableFor(address).nodeQueried(query.nodeId, address)
         if not self.running:
             return
-        contact = table.get(address)
         if contact is not None and contact.lastResponse is None and contact.lastPinged is None:
             contact.lastPinged = self.reactor.seconds()
             self.ping(address).addErrback(lambda _: None)

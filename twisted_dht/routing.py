@@ -137,7 +137,9 @@ class Bucket:
     """The contacts with C{low <= idInt < high}, an aligned power-of-two block of ids.
 
     C{contacts} is ordered least recently seen first; C{replacements} (the replacement
-    cache) oldest first. Both lists belong to the table: read them, do not mutate them.
+    cache) is unordered: a cached node that queries again only has its C{lastQuery}
+    moved, and L{Contact.lastSeen} decides which entry goes or gets promoted. Both lists
+    belong to the table: read them, do not mutate them.
     """
 
     __slots__ = ("contacts", "high", "lastChanged", "low", "mask", "replacements")
@@ -278,9 +280,13 @@ class RoutingTable:
         """A node answered one of our queries: confirm it, inserting it if possible."""
         self._seen(nodeId, address, confirmed=True)
 
-    def nodeQueried(self, nodeId: bytes, address: Address) -> None:
-        """A node sent us a query: refresh it, or insert it only where there is room."""
+    def nodeQueried(self, nodeId: bytes, address: Address) -> Contact | None:
+        """A node sent us a query: refresh it, or insert it only where there is room.
+
+        @return: its live contact afterwards, if it has one.
+        """
         self._seen(nodeId, address, confirmed=False)
+        return self._byAddress.get(address)
 
     def nodeFailed(self, address: Address) -> None:
         """Our query to C{address} timed out.
@@ -477,16 +483,13 @@ class RoutingTable:
                 and not self._canSplit(bucket)
             ):
                 # The common case of a node in the cache querying again: its bucket is
-                # full and cannot split, so _place would only re-cache it as the newest
-                # entry. When it is the newest already and its IP did not go live, that
-                # changes nothing: the other entries can only have left since it was
-                # allowed in, so it would be allowed again.
+                # full and cannot split, so _place would only re-cache it. Last-seen
+                # times rank the cache, so refreshing that is all it takes, unless its IP
+                # went live since (the only rule that can newly exclude it: the other
+                # entries were allowed in against it).
                 cached.lastQuery = now
-                if bucket.replacements[-1] is not cached or not (
-                    self._exempt(cached) or not self._liveIPs[cached._ip]
-                ):
+                if not self._exempt(cached) and self._liveIPs[cached._ip]:
                     self._dropCached(bucket, cached)
-                    self._addCached(bucket, cached)
                 return None
             self._dropCached(bucket, cached)
             if cached.nodeId == nodeId:
@@ -621,7 +624,7 @@ class RoutingTable:
         if self.replacements == 0 or not self._allowedCached(bucket, contact):
             return False
         if len(bucket.replacements) >= self.replacements:
-            self._dropCached(bucket, bucket.replacements[0])
+            self._dropCached(bucket, min(bucket.replacements, key=Contact.lastSeen))
         bucket.replacements.append(contact)
         self._cachedByAddress[contact.address] = contact
         return True
@@ -631,9 +634,11 @@ class RoutingTable:
         del self._cachedByAddress[contact.address]
 
     def _pickReplacement(self, bucket: Bucket, replacing: Contact | None) -> Contact | None:
-        """The cached contact to promote: the newest confirmed one, else the newest."""
-        candidates = bucket.replacements[::-1]
-        candidates.sort(key=lambda c: c.lastResponse is None)  # stable: newest first
+        """The cached contact to promote: the most recently seen confirmed one, else the
+        most recently seen."""
+        candidates = sorted(
+            bucket.replacements, key=lambda c: (c.lastResponse is None, -c.lastSeen())
+        )
         for candidate in candidates:
             if self._allowedLive(bucket, candidate, replacing):
                 return candidate
