@@ -656,3 +656,37 @@ class QueryPropertyTests(SynchronousTestCase):
         self.assertEqual(
             krpc.decodeMessage(data), krpc.Query(tid, method, args, version, readOnly)
         )
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(
+        tid=st.binary(max_size=40),
+        values=st.dictionaries(
+            st.binary(max_size=12), _argumentValues(bencoding.MAX_DEPTH - 2), max_size=5
+        ),
+        requester=st.none()
+        | st.tuples(st.ip_addresses().map(str), st.integers(min_value=0, max_value=65535)),
+        version=st.none() | st.binary(max_size=12),
+    )
+    def test_responseEnvelopeIsCanonical(
+        self,
+        tid: bytes,
+        values: dict[bytes, Any],
+        requester: krpc.Address | None,
+        version: bytes | None,
+    ) -> None:
+        """encodeResponse, which joins the envelope by hand, gives the very bytes of
+        bencoding the whole message, with the requester given as an address or packed."""
+        message: dict[bytes, Any] = {b"t": tid, b"y": b"r", b"r": values}
+        if requester is not None:
+            message[b"ip"] = krpc.packAddress(requester)
+        if version is not None:
+            message[b"v"] = version
+        expected = bencoding.encode(message)
+        self.assertEqual(
+            krpc.encodeResponse(tid, values, requester=requester, version=version), expected
+        )
+        if requester is not None:
+            packed = krpc.packAddress(requester)
+            self.assertEqual(
+                krpc.encodeResponse(tid, values, requester=packed, version=version), expected
+            )

@@ -7,6 +7,7 @@ a decoded value is accepted only if it encodes back to the very same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import bencodepy as _bencodepy
@@ -34,49 +35,45 @@ def _withinDepth(value: Any, limit: int) -> bool:
     return all(_withinDepth(item, limit - 1) for item in value)
 
 
-def _decodeBencode2(data: bytes) -> Any:
-    try:
-        return _bencode2.bdecode(data)  # type: ignore[union-attr]
-    # ValueError too: int() refuses integers longer than sys.get_int_max_str_digits().
-    except (_bencode2.BencodeDecodeError, ValueError, RecursionError) as e:  # type: ignore[union-attr]
-        raise MalformedMessage(f"invalid bencoding: {e}") from None
-
-
-def _encodeBencode2(value: Any) -> bytes:
-    return _bencode2.bencode(value)  # type: ignore[no-any-return,union-attr]
-
-
 def _decodeBencodePy(data: bytes) -> Any:
-    try:
-        value = _bencodepy.decode(data)
-        canonical = _bencodepy.encode(value)
-    except (_bencodepy.BencodeDecodeError, RecursionError, ValueError, TypeError) as e:
-        raise MalformedMessage(f"invalid bencoding: {e}") from None
-    if canonical != data:
+    value = _bencodepy.decode(data)
+    if _bencodepy.encode(value) != data:
         raise MalformedMessage("non-canonical bencoding")
     return value
 
 
-def _encodeBencodePy(value: Any) -> bytes:
-    return _bencodepy.encode(value)  # type: ignore[no-any-return]
+_DecodeErrors = tuple[type[Exception], ...]
 
-
-_CODECS = {
-    "bencode2": (_decodeBencode2, _encodeBencode2),
-    "bencode.py": (_decodeBencodePy, _encodeBencodePy),
+# Per backend: its decoder (raising one of the errors listed, or MalformedMessage), the
+# errors that mean invalid input, and its encoder. ValueError too: int() refuses
+# integers longer than sys.get_int_max_str_digits().
+_CODECS: dict[str, tuple[Callable[[bytes], Any], _DecodeErrors, Callable[[Any], bytes]]] = {
+    "bencode.py": (
+        _decodeBencodePy,
+        (_bencodepy.BencodeDecodeError, RecursionError, ValueError, TypeError),
+        _bencodepy.encode,
+    ),
 }
+if _bencode2 is not None:  # pragma: no branch - depends on the installed extras
+    _CODECS["bencode2"] = (
+        _bencode2.bdecode,
+        (_bencode2.BencodeDecodeError, ValueError, RecursionError),
+        _bencode2.bencode,
+    )
 
 backend = BACKENDS[0]
-_decode, _encode = _CODECS[backend]
+_decode, _decodeErrors, encode = _CODECS[backend]
+"""C{encode(value)}: bencode a value made of bytes, ints, lists and dicts with bytes keys
+(the backend's own function: the hot path calls it for every reply)."""
 
 
 def useBackend(name: str) -> None:
     """Select the codec backend by name (one of L{BACKENDS}); for tests and benchmarks."""
-    global backend, _decode, _encode
+    global backend, _decode, _decodeErrors, encode
     if name not in BACKENDS:
         raise ValueError(f"bencoding backend {name!r} is not available (have {BACKENDS})")
     backend = name
-    _decode, _encode = _CODECS[name]
+    _decode, _decodeErrors, encode = _CODECS[name]
 
 
 def decode(data: bytes) -> Any:
@@ -84,17 +81,15 @@ def decode(data: bytes) -> Any:
 
     @raise MalformedMessage: for anything but one canonical, not too deep value.
     """
-    value = _decode(data)
+    try:
+        value = _decode(data)
+    except _decodeErrors as e:
+        raise MalformedMessage(f"invalid bencoding: {e}") from None
     # Every list or dict opens with an "l" or a "d" byte, so input with at most MAX_DEPTH
     # of them cannot nest deeper: most KRPC queries skip the walk.
     if data.count(b"d") + data.count(b"l") > MAX_DEPTH and not _withinDepth(value, MAX_DEPTH):
         raise MalformedMessage("bencoded value nested too deeply")
     return value
-
-
-def encode(value: Any) -> bytes:
-    """Encode a value made of bytes, ints, lists and dicts with bytes keys."""
-    return _encode(value)
 
 
 def encodedSize(value: Any) -> int:

@@ -163,14 +163,52 @@ def encodeResponse(
     tid: bytes,
     values: dict[bytes, Any],
     *,
-    requester: Address | None = None,
+    requester: Address | bytes | None = None,
     version: bytes | None = VERSION,
 ) -> bytes:
-    """Encode a response; C{requester}, when given, is echoed as the top-level ``ip``."""
-    message: dict[bytes, Any] = {b"t": tid, b"y": b"r", b"r": values}
-    if requester is not None:
-        message[b"ip"] = packAddress(requester)
-    return _finish(message, version)
+    """Encode a response; C{requester} (an address, or one already packed by
+    L{packAddress}), when given, is echoed as the top-level ``ip``.
+
+    The envelope is joined by hand around the bencoded C{values}: its keys (ip, r, t,
+    v, y) are in bencoding's sorted order, so the result is byte-identical to bencoding
+    the whole message.
+    """
+    if requester is None:
+        ip = b"d"
+    else:
+        packed = requester if isinstance(requester, bytes) else packAddress(requester)
+        ip = _IP_KEY[len(packed)] + packed
+    return b"".join(
+        (
+            ip,
+            b"1:r",
+            bencoding.encode(values),
+            b"1:t",
+            _lengthPrefix(tid),
+            tid,
+            _VERSION_FIELDS.get(version) or _versionField(version),
+            b"1:y1:re",
+        )
+    )
+
+
+_IP_KEY = {6: b"d2:ip6:", 18: b"d2:ip18:"}
+
+_LENGTH_PREFIXES = [b"%d:" % n for n in range(MAX_TID_LENGTH + 1)]
+
+
+def _lengthPrefix(value: bytes) -> bytes:
+    """The bencoded length prefix of a byte string (``"2:"`` for two bytes)."""
+    length = len(value)
+    return _LENGTH_PREFIXES[length] if length <= MAX_TID_LENGTH else b"%d:" % length
+
+
+def _versionField(version: bytes | None) -> bytes:
+    """The ``v`` key and value of a message, or nothing without a version."""
+    return b"" if version is None else b"1:v" + _lengthPrefix(version) + version
+
+
+_VERSION_FIELDS: dict[bytes | None, bytes] = {VERSION: _versionField(VERSION)}
 
 
 def encodeError(

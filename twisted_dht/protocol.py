@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,28 @@ ERROR_AMPLIFICATION = 4
 """An error reply is at most this many times the size of the datagram that caused it."""
 
 _OTHER = b"other"
+
+COUNTERS = (
+    "bytesIn",
+    "bytesOut",
+    "malformed",
+    "unknownTransaction",
+    "responsesSent",
+    "errorsSent",
+    "responsesReceived",
+    "errorsReceived",
+    "timeouts",
+    "sendErrors",
+    "droppedReadOnly",
+    "droppedRateLimit",
+    "droppedQueryLimit",
+    "droppedUploadLimit",
+    "droppedAmplification",
+)
+"""The names in L{KRPCProtocol.counters}."""
+
+PACKED_ADDRESS_CACHE = 4096
+"""Requester addresses whose compact form is kept for the ``ip`` of replies."""
 
 
 class KRPCProtocol(DatagramProtocol):
@@ -85,18 +106,23 @@ class KRPCProtocol(DatagramProtocol):
             uploadLimiter if uploadLimiter is not None and uploadLimiter.enabled else None
         )
         self._pending: dict[tuple[bytes, Address], tuple[Deferred[Response], IDelayedCall]] = {}
-        self.queriesIn: Counter[bytes] = Counter()
-        self.queriesOut: Counter[bytes] = Counter()
-        self.counters: Counter[str] = Counter()
+        # Plain dicts: incrementing a Counter (a dict subclass) costs twice as much.
+        self.queriesIn: dict[bytes, int] = {}
+        """Queries received by method (C{b"other"} for unknown methods)."""
+        self.queriesOut: dict[bytes, int] = {}
+        """Queries sent by method."""
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        """Traffic, errors and drops, by the names in L{COUNTERS}."""
+        self._packed: dict[Address, bytes] = {}
+        """Compact forms of recent requesters' addresses (see L{PACKED_ADDRESS_CACHE})."""
         self._handlers: dict[bytes, Callable[[Query, Address], Any]] = {}
         """The controller's bound C{krpc_*} methods by wire name, filled on first use.
         Only methods that exist are stored, so it holds at most one entry per handler."""
 
     # Receiving ---------------------------------------------------------------
 
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        """Handle one datagram; never raises."""
-        address: Address = (addr[0], addr[1])
+    def datagramReceived(self, datagram: bytes, address: Address) -> None:
+        """Handle one datagram from C{address}, a (host, port) pair; never raises."""
         counters = self.counters
         counters["bytesIn"] += len(datagram)
         # Only the limits need the time: without them, no clock read per datagram.
@@ -146,7 +172,9 @@ class KRPCProtocol(DatagramProtocol):
             handler = getattr(self.controller, "krpc_" + method.decode("ascii", "replace"), None)
             if handler is not None:
                 self._handlers[method] = handler
-        self.queriesIn[method if handler is not None else _OTHER] += 1
+        queriesIn = self.queriesIn
+        counted = method if handler is not None else _OTHER
+        queriesIn[counted] = queriesIn.get(counted, 0) + 1
         try:
             self.controller.queryReceived(query, address)
         except Exception:
@@ -178,7 +206,12 @@ class KRPCProtocol(DatagramProtocol):
             self._sendResponse(result, query, address)
 
     def _sendResponse(self, values: dict[bytes, Any], query: Query, address: Address) -> None:
-        data = krpc.encodeResponse(query.tid, values, requester=address, version=self.version)
+        packed = self._packed.get(address)
+        if packed is None:
+            if len(self._packed) >= PACKED_ADDRESS_CACHE:
+                self._packed.clear()
+            packed = self._packed[address] = krpc.packAddress(address)
+        data = krpc.encodeResponse(query.tid, values, requester=packed, version=self.version)
         if len(data) > krpc.MAX_REPLY_SIZE:
             self.log.error(
                 "Refusing to send a {size}-byte reply to {method}",
@@ -276,7 +309,7 @@ class KRPCProtocol(DatagramProtocol):
         )
         self._pending[key] = (deferred, timer)
         data = krpc.encodeQuery(key[0], method, args, version=self.version, readOnly=self.readOnly)
-        self.queriesOut[method] += 1
+        self.queriesOut[method] = self.queriesOut.get(method, 0) + 1
         if self.uploadLimiter is not None:
             self.uploadLimiter.spend(len(data))
         self._write(data, address)
