@@ -675,7 +675,8 @@ class QueryPropertyTests(SynchronousTestCase):
         version: bytes | None,
     ) -> None:
         """encodeResponse, which joins the envelope by hand, gives the very bytes of
-        bencoding the whole message, with the requester given as an address or packed."""
+        bencoding the whole message, with the requester given as an address or packed and
+        the values as a dictionary or bencoded; responseSize predicts its length."""
         message: dict[bytes, Any] = {b"t": tid, b"y": b"r", b"r": values}
         if requester is not None:
             message[b"ip"] = krpc.packAddress(requester)
@@ -684,6 +685,17 @@ class QueryPropertyTests(SynchronousTestCase):
         expected = bencoding.encode(message)
         self.assertEqual(
             krpc.encodeResponse(tid, values, requester=requester, version=version), expected
+        )
+        self.assertEqual(
+            krpc.encodeResponse(
+                tid, bencoding.encode(values), requester=requester, version=version
+            ),
+            expected,
+        )
+        ipv6 = None if requester is None else ":" in requester[0]
+        self.assertEqual(
+            krpc.responseSize(tid, len(bencoding.encode(values)), ipv6=ipv6, version=version),
+            len(expected),
         )
         if requester is not None:
             packed = krpc.packAddress(requester)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -15,7 +13,7 @@ from twisted_dht.errors import ErrorCode
 from twisted_dht.krpc import Address
 from twisted_dht.peers import PeerStore
 from twisted_dht.protocol import KRPCProtocol
-from twisted_dht.server import DHTServer, _replySize
+from twisted_dht.server import DHTServer
 from twisted_dht.testing import FakeDatagramTransport
 from twisted_dht.tokens import TokenStore
 
@@ -432,28 +430,6 @@ class RoutingOfQueriesTests(ServerTestCase):
         self.protocol.datagramReceived(krpc.encodeResponse(b"zz", {b"id": REMOTE_ID}), REQUESTER)
         self.protocol.datagramReceived(krpc.encodeError(b"zz", 203, "bad"), REQUESTER)
         self.assertEqual(self.transport.written, [])
-
-
-class ReplySizeTests(SynchronousTestCase):
-    @settings(max_examples=300, deadline=None)
-    @given(
-        tid=st.binary(max_size=32),
-        ipv6=st.booleans(),
-        reply=st.dictionaries(
-            st.binary(min_size=1, max_size=12),
-            st.one_of(
-                st.binary(max_size=1200),
-                st.integers(),
-                st.lists(st.binary(min_size=6, max_size=18), max_size=120),
-            ),
-            max_size=6,
-        ),
-    )
-    def test_matchesEncodedLength(self, tid: bytes, ipv6: bool, reply: dict[bytes, Any]) -> None:
-        """_replySize is the length of the encoded reply, for any r dictionary."""
-        address: Address = ("2001:db8::1", 6881) if ipv6 else ("10.0.0.1", 6881)
-        encoded = krpc.encodeResponse(tid, reply, requester=address)
-        self.assertEqual(_replySize(reply, tid, address), len(encoded))
 
 
 class SampleInfoHashesTests(ServerTestCase):

@@ -90,15 +90,3 @@ def decode(data: bytes) -> Any:
     if data.count(b"d") + data.count(b"l") > MAX_DEPTH and not _withinDepth(value, MAX_DEPTH):
         raise MalformedMessage("bencoded value nested too deeply")
     return value
-
-
-def encodedSize(value: Any) -> int:
-    """The length of C{encode(value)}, computed without encoding."""
-    if isinstance(value, bytes):
-        size = len(value)
-        return size + len(str(size)) + 1
-    if isinstance(value, int):
-        return len(str(value)) + 2
-    if isinstance(value, dict):
-        return 2 + sum(encodedSize(key) + encodedSize(item) for key, item in value.items())
-    return 2 + sum(encodedSize(item) for item in value)

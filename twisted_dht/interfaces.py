@@ -11,8 +11,9 @@ class IKRPCController(Interface):
     """Answers the queries a L{KRPCProtocol} receives.
 
     Besides L{queryReceived}, a controller has one C{krpc_<method>(query, address)}
-    handler per query it answers, returning the reply's C{r} dictionary or a Deferred of
-    it; a method without a handler is answered with error 204.
+    handler per query it answers, returning the reply's C{r} dictionary (or that
+    dictionary already bencoded, as bytes) or a Deferred of it; a method without a
+    handler is answered with error 204.
     """
 
     def queryReceived(query: Query, address: Address) -> None:

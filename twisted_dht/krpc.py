@@ -161,13 +161,14 @@ def encodeQuery(
 
 def encodeResponse(
     tid: bytes,
-    values: dict[bytes, Any],
+    values: dict[bytes, Any] | bytes,
     *,
     requester: Address | bytes | None = None,
     version: bytes | None = VERSION,
 ) -> bytes:
-    """Encode a response; C{requester} (an address, or one already packed by
-    L{packAddress}), when given, is echoed as the top-level ``ip``.
+    """Encode a response: C{values} is its C{r} dictionary, or that dictionary already
+    bencoded; C{requester} (an address, or one already packed by L{packAddress}), when
+    given, is echoed as the top-level ``ip``.
 
     The envelope is joined by hand around the bencoded C{values}: its keys (ip, r, t,
     v, y) are in bencoding's sorted order, so the result is byte-identical to bencoding
@@ -182,13 +183,28 @@ def encodeResponse(
         (
             ip,
             b"1:r",
-            bencoding.encode(values),
+            values if isinstance(values, bytes) else bencoding.encode(values),
             b"1:t",
             _lengthPrefix(tid),
             tid,
             _VERSION_FIELDS.get(version) or _versionField(version),
             b"1:y1:re",
         )
+    )
+
+
+def responseSize(
+    tid: bytes, valuesSize: int, *, ipv6: bool | None = None, version: bytes | None = VERSION
+) -> int:
+    """The length of L{encodeResponse}'s result for an C{r} dictionary that bencodes to
+    C{valuesSize} bytes, with an ``ip`` of the given family (None: no ``ip``)."""
+    return (
+        _ENVELOPE_SIZE
+        + _IP_FIELD_SIZES[ipv6]
+        + valuesSize
+        + len(_lengthPrefix(tid))
+        + len(tid)
+        + len(_VERSION_FIELDS.get(version) or _versionField(version))
     )
 
 
@@ -209,6 +225,11 @@ def _versionField(version: bytes | None) -> bytes:
 
 
 _VERSION_FIELDS: dict[bytes | None, bytes] = {VERSION: _versionField(VERSION)}
+
+_ENVELOPE_SIZE = len(b"d" + b"1:r" + b"1:t" + b"1:y1:re")
+"""The envelope's bytes that do not depend on the tid, values, requester or version."""
+
+_IP_FIELD_SIZES = {None: 0, False: len(b"2:ip6:") + 6, True: len(b"2:ip18:") + 18}
 
 
 def encodeError(

@@ -60,8 +60,9 @@ class KRPCProtocol(DatagramProtocol):
     """One UDP socket speaking KRPC.
 
     Incoming queries go to C{controller.krpc_<method>(query, address)}, which returns the
-    reply's C{r} dictionary or a Deferred of it, or raises L{KRPCError} (or
-    L{MalformedMessage}, answered with 203); the reply goes back from this socket.
+    reply's C{r} dictionary (or that dictionary bencoded) or a Deferred of it, or raises
+    L{KRPCError} (or L{MalformedMessage}, answered with 203); the reply goes back from
+    this socket.
     Replies to our queries fire the Deferreds returned by L{query}. Malformed input and
     replies that match no pending query are dropped and counted, never answered.
 
@@ -193,9 +194,10 @@ class KRPCProtocol(DatagramProtocol):
         except Exception:
             self._handlerFailed(Failure(), query, address)
             return
-        # Most handlers return a dict: test that first, as isinstance against Deferred
-        # (an ABC) costs about 0.1 us.
-        if type(result) is not dict and isinstance(result, Deferred):
+        # Most handlers return a dict or bytes: test that first, as isinstance against
+        # Deferred (an ABC) costs about 0.1 us.
+        kind = type(result)
+        if kind is not dict and kind is not bytes and isinstance(result, Deferred):
             result.addCallbacks(
                 self._sendResponse,
                 self._handlerFailed,
@@ -205,7 +207,9 @@ class KRPCProtocol(DatagramProtocol):
         else:
             self._sendResponse(result, query, address)
 
-    def _sendResponse(self, values: dict[bytes, Any], query: Query, address: Address) -> None:
+    def _sendResponse(
+        self, values: dict[bytes, Any] | bytes, query: Query, address: Address
+    ) -> None:
         packed = self._packed.get(address)
         if packed is None:
             if len(self._packed) >= PACKED_ADDRESS_CACHE:
