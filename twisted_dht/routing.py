@@ -285,6 +285,17 @@ class RoutingTable:
 
         @return: its live contact afterwards, if it has one.
         """
+        # The two common cases first: a live contact, or a cached one in a bucket that
+        # has no room for it, querying again from the same address with the same id.
+        known = self._byAddress.get(address)
+        if known is not None:
+            if known.nodeId == nodeId:
+                self._refreshLive(known, self._reactor.seconds(), confirmed=False)
+                return known
+        else:
+            cached = self._cachedByAddress.get(address)
+            if cached is not None and cached.nodeId == nodeId and self._refreshCached(cached):
+                return None
         self._seen(nodeId, address, confirmed=False)
         return self._byAddress.get(address)
 
@@ -440,13 +451,7 @@ class RoutingTable:
         known = self._byAddress.get(address)
         if known is not None:
             if known.nodeId == nodeId:
-                if now < known.lastSeen() or known.state(now) is not NodeState.GOOD:
-                    self._version += 1  # it may become good, or stop being good sooner
-                self._touch(known, now, confirmed)
-                bucket = self._bucketFor(known.idInt)
-                bucket.contacts.remove(known)
-                bucket.contacts.append(known)
-                bucket.lastChanged = now
+                self._refreshLive(known, now, confirmed)
                 return
             if self.admit is not None and not self.admit(nodeId, address):
                 return
@@ -466,6 +471,35 @@ class RoutingTable:
             except Exception:
                 self._log.failure("pingQuestionable({contact!r}) failed", contact=toPing)
 
+    def _refreshLive(self, known: Contact, now: float, confirmed: bool) -> None:
+        """A live contact was heard from again: touch it, and make it its bucket's newest."""
+        if now < known.lastSeen() or known.state(now) is not NodeState.GOOD:
+            self._version += 1  # it may become good, or stop being good sooner
+        self._touch(known, now, confirmed)
+        bucket = self._bucketFor(known.idInt)
+        bucket.contacts.remove(known)
+        bucket.contacts.append(known)
+        bucket.lastChanged = now
+
+    def _refreshCached(self, cached: Contact) -> bool:
+        """A cached contact queried again: when its bucket is full and cannot split,
+        C{_place} would only re-cache it, and last-seen times rank the cache, so moving
+        its C{lastQuery} is all it takes, unless its IP went live since (the only rule
+        that can newly exclude it: the other entries were allowed in against it), which
+        drops it. Returns False, doing nothing, when the general path must run instead
+        (room in the bucket, or its id live at another address)."""
+        bucket = self._bucketFor(cached.idInt)
+        if (
+            len(bucket.contacts) < self.k
+            or self._canSplit(bucket)
+            or cached.nodeId in self._byId
+        ):
+            return False
+        cached.lastQuery = self._reactor.seconds()
+        if not self._exempt(cached) and self._liveIPs[cached._ip]:
+            self._dropCached(bucket, cached)
+        return True
+
     def _insert(
         self, nodeId: bytes, address: Address, now: float, confirmed: bool
     ) -> Contact | None:
@@ -476,21 +510,6 @@ class RoutingTable:
         cached = self._cachedByAddress.get(address)
         if cached is not None:
             bucket = self._bucketFor(cached.idInt)
-            if (
-                cached.nodeId == nodeId
-                and not confirmed
-                and len(bucket.contacts) >= self.k
-                and not self._canSplit(bucket)
-            ):
-                # The common case of a node in the cache querying again: its bucket is
-                # full and cannot split, so _place would only re-cache it. Last-seen
-                # times rank the cache, so refreshing that is all it takes, unless its IP
-                # went live since (the only rule that can newly exclude it: the other
-                # entries were allowed in against it).
-                cached.lastQuery = now
-                if not self._exempt(cached) and self._liveIPs[cached._ip]:
-                    self._dropCached(bucket, cached)
-                return None
             self._dropCached(bucket, cached)
             if cached.nodeId == nodeId:
                 contact = cached

@@ -116,7 +116,7 @@ class DHTServer:
 
     def tableFor(self, address: Address) -> RoutingTable:
         """The routing table of C{address}'s family."""
-        return self.table6 if krpc.isIPv6(address[0]) else self.table4
+        return self.table6 if ":" in address[0] else self.table4  # krpc.isIPv6, inlined
 
     @staticmethod
     def compliant(nodeId: bytes, address: Address) -> bool:
