@@ -490,6 +490,29 @@ class IPRuleTests(Harness):
         self.assertIn(near(1), self.liveIds())
         self.assertEqual(self.table.buckets()[0].contacts[0].nodeId, near(1))
 
+    def test_fullBucketCacheRefusesHeardFromNewcomersByIP(self) -> None:
+        """Heard-from newcomers that only a full bucket's cache could take are refused
+        there by the IP rules (live IP, same IP, third of a /24 or /64), the others
+        cached; with relaxLocal, local addresses are exempt."""
+        for ipv6, hosts in (
+            (False, ["5.6.7.1", "5.6.7.2", "5.6.7.3", "5.6.8.1"]),
+            (True, ["2001:db8:a::1", "2001:db8:a::2", "2001:db8:a::3", "2001:db8:b::1"]),
+        ):
+            table = self.makeTable()
+            for i in range(8):
+                table.nodeResponded(far(i), (f"2001:db8:{i + 1}::1", 6881) if ipv6 else addr(i))
+            for i, host in enumerate(hosts):
+                table.nodeQueried(far(20 + i), (host, 6881))
+            table.nodeQueried(far(30), (hosts[0], 6882))  # the same IP
+            table.nodeQueried(far(31), (table.contacts()[0].address[0], 7000))  # a live IP
+            self.assertEqual(self.cachedIds(table), [far(20), far(21), far(23)])
+            checkInvariants(self, table)
+        table = self.makeTable(relaxLocal=True)
+        self.fillFar(table)
+        for i in range(4):
+            table.nodeQueried(far(20 + i), ("127.0.0.1", 7000 + i))
+        self.assertEqual(self.cachedIds(table), [far(20 + i) for i in range(4)])
+
     def test_ipv6Slash64(self) -> None:
         """IPv6 addresses are limited per /64 and per address."""
         for i in range(3):

@@ -46,6 +46,11 @@ CLOSEST_CACHE_SIZE = 256
 _ID_SPACE = 1 << ID_BITS
 
 
+def _subnetOf(ip: bytes) -> bytes:
+    """The /24 (IPv4) or /64 (IPv6) prefix of a packed IP, for L{SUBNET_LIMIT}."""
+    return ip[:3] if len(ip) == 4 else ip[:8]
+
+
 class NodeState(Enum):
     """BEP 5 node states."""
 
@@ -94,7 +99,7 @@ class Contact:
         # The raw IP, sliced out of the compact form: no second parse of the address.
         packed = self.compact[ID_LENGTH:-2]
         self._ip = packed
-        self._subnet = packed[:3] if len(packed) == 4 else packed[:8]
+        self._subnet = _subnetOf(packed)
         self._localCache: bool | None = None
 
     @property
@@ -489,11 +494,7 @@ class RoutingTable:
         drops it. Returns False, doing nothing, when the general path must run instead
         (room in the bucket, or its id live at another address)."""
         bucket = self._bucketFor(cached.idInt)
-        if (
-            len(bucket.contacts) < self.k
-            or self._canSplit(bucket)
-            or cached.nodeId in self._byId
-        ):
+        if len(bucket.contacts) < self.k or self._canSplit(bucket) or cached.nodeId in self._byId:
             return False
         cached.lastQuery = self._reactor.seconds()
         if not self._exempt(cached) and self._liveIPs[cached._ip]:
@@ -515,7 +516,10 @@ class RoutingTable:
                 contact = cached
         if contact is None:
             idInt = toInt(nodeId)
-            if any(c.nodeId == nodeId for c in self._bucketFor(idInt).replacements):
+            bucket = self._bucketFor(idInt)
+            if not confirmed and not self._mayCache(bucket, address):
+                return None
+            if any(c.nodeId == nodeId for c in bucket.replacements):
                 return None  # the same rule in the replacement cache
             contact = Contact(nodeId, address, maxFailures=self.maxFailures)
         self._touch(contact, now, confirmed)
@@ -609,12 +613,29 @@ class RoutingTable:
         )
         return sameSubnet < SUBNET_LIMIT
 
-    def _allowedCached(self, bucket: Bucket, contact: Contact) -> bool:
-        if self._exempt(contact):
+    def _mayCache(self, bucket: Bucket, address: Address) -> bool:
+        """For a heard-from newcomer at C{address}: False when C{bucket} is full and
+        cannot split, so only its cache could take the newcomer, and the IP rules refuse
+        it there. Checked before a L{Contact} is made: a busy node hears from many
+        nodes its full buckets have no room for."""
+        if (
+            len(bucket.contacts) < self.k
+            or self._canSplit(bucket)
+            or not self.restrictIPs
+            or self.relaxLocal  # whether it is exempt needs the full parse: decide later
+            or self.replacements == 0
+        ):
             return True
-        if self._liveIPs[contact._ip] > 0:
+        ip = krpc.packAddress(address)[:-2]
+        return self._cacheAdmits(bucket, ip, _subnetOf(ip))
+
+    def _allowedCached(self, bucket: Bucket, contact: Contact) -> bool:
+        return self._exempt(contact) or self._cacheAdmits(bucket, contact._ip, contact._subnet)
+
+    def _cacheAdmits(self, bucket: Bucket, ip: bytes, subnet: bytes) -> bool:
+        """Whether the IP rules let an entry of this IP and subnet into C{bucket}'s cache."""
+        if self._liveIPs[ip] > 0:
             return False
-        ip, subnet = contact._ip, contact._subnet
         sameSubnet = 0
         for cached in bucket.replacements:  # one pass: this runs for most unknown queriers
             if cached._ip == ip:
