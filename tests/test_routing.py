@@ -104,6 +104,19 @@ class ContactStateTests(Harness):
         self.assertIs(contact.state(self.clock.seconds()), NodeState.QUESTIONABLE)
         self.assertEqual(self.table.goodCount(), 0)
 
+    def test_lastSeen(self) -> None:
+        """lastSeen is the later of the last answer and the last query; -inf if neither."""
+        contact = Contact(far(1), addr(1))
+        self.assertEqual(contact.lastSeen(), float("-inf"))
+        for response, query, expected in [
+            (5.0, None, 5.0),
+            (None, 7.0, 7.0),
+            (5.0, 7.0, 7.0),
+            (9.0, 7.0, 9.0),
+        ]:
+            contact.lastResponse, contact.lastQuery = response, query
+            self.assertEqual(contact.lastSeen(), expected)
+
     def test_answeredEverAndQueriedRecentlyStaysGood(self) -> None:
         """A node that once answered and queried us within 15 minutes is still good."""
         self.table.nodeResponded(far(1), addr(1))

@@ -45,6 +45,8 @@ CLOSEST_CACHE_SIZE = 256
 
 _ID_SPACE = 1 << ID_BITS
 
+_NEVER = float("-inf")
+
 
 def _subnetOf(ip: bytes) -> bytes:
     """The /24 (IPv4) or /64 (IPv6) prefix of a packed IP, for L{SUBNET_LIMIT}."""
@@ -126,10 +128,10 @@ class Contact:
 
     def lastSeen(self) -> float:
         """When we last heard from it at all (answer or query); -inf if never."""
-        return max(
-            -float("inf") if self.lastResponse is None else self.lastResponse,
-            -float("inf") if self.lastQuery is None else self.lastQuery,
-        )
+        response, query = self.lastResponse, self.lastQuery
+        if response is None:
+            return _NEVER if query is None else query
+        return response if query is None or response >= query else query
 
     def __repr__(self) -> str:
         return (
@@ -405,8 +407,8 @@ class RoutingTable:
                 cache.move_to_end(key)
                 return compact
         found = self._closest(target, k, now)
-        compact = b"".join(c.compact for c in found)
-        oldest = min((c.lastSeen() for c in found), default=now)
+        compact = b"".join([c.compact for c in found])
+        oldest = min([c.lastSeen() for c in found], default=now)
         cache[key] = (self._version, now, oldest, compact)
         cache.move_to_end(key)
         if len(cache) > CLOSEST_CACHE_SIZE:
@@ -420,10 +422,11 @@ class RoutingTable:
         good = NodeState.GOOD
 
         def goodByDistance(bucket: Bucket) -> list[Contact]:
-            inBucket = [c for c in bucket.contacts if c.state(now) is good]
-            if len(inBucket) > 1:
-                inBucket.sort(key=lambda c: c.idInt ^ t)
-            return inBucket
+            # Sorting (distance, contact) pairs spares a key call per contact; distances
+            # differ (ids are unique), so contacts are never compared.
+            inBucket = [(c.idInt ^ t, c) for c in bucket.contacts if c.state(now) is good]
+            inBucket.sort()
+            return [c for _, c in inBucket]
 
         # The target's own bucket comes first (its XOR block starts at 0), and in a full
         # table it alone holds k good contacts: the other buckets are sorted only if not.
