@@ -285,6 +285,30 @@ class GetPeersTests(ServerTestCase):
         count = len(krpc.responseValues(reply))
         self.assertTrue(50 <= count < 100, count)
 
+    def test_ipv6ValuesAreAUniformSampleWithinBudget(self) -> None:
+        """More IPv6 peers than fit (21 bytes each): every reply to a verified requester
+        carries distinct stored peers up to the full budget, and over replies every
+        stored peer comes up."""
+        self.addNodes(8, ipv6=True)
+        token = self.token(source=REQUESTER6)
+        announce = {b"id": REMOTE_ID, b"info_hash": INFO_HASH, b"port": 6881, b"token": token}
+        self.response(b"announce_peer", announce, source=REQUESTER6)  # now verified
+        stored = {(f"2001:db8::{i + 1:x}", 6881) for i in range(99)} | {REQUESTER6}
+        for address in stored:
+            self.server.peerStore.addPeer(INFO_HASH, address)
+        seen: set[Address] = set()
+        for _ in range(60):
+            reply = self.response(
+                b"get_peers", {b"id": REMOTE_ID, b"info_hash": INFO_HASH}, source=REQUESTER6
+            )
+            values = krpc.responseValues(reply)
+            self.assertGreater(len(values), 25)
+            self.assertEqual(len(set(values)), len(values))
+            self.assertLessEqual(set(values), stored)
+            seen.update(values)
+        # About 30 of 100 per reply: a peer misses all 60 with probability 0.7**60 ~ 5e-10.
+        self.assertEqual(seen, stored)
+
     def test_valuesFollowTransportFamily(self) -> None:
         """An IPv6 requester gets IPv6 peers only; an IPv4 requester IPv4 peers only."""
         self.server.peerStore.addPeer(INFO_HASH, ("10.0.0.1", 6881))

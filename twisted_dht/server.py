@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -183,21 +184,24 @@ class DHTServer:
             b"token": self.tokenStore.generate(address[0], infoHash),
         }
         self._addNodes(reply, infoHash, query, address)
-        hasPeers = self.peerStore.hasPeers(infoHash)
-        if not (hasPeers or (query.size and self.amplification)):
-            return reply
-        # With peers, ask for the budget of a full reply: values fill what is left.
-        encoded, size, budget = self._withinBudget(
-            reply, query, address, krpc.MAX_REPLY_SIZE if hasPeers else None
-        )
-        if not hasPeers:
-            return encoded
+        # Peers first, as many as any reply could carry: then the budget is asked for a
+        # full reply only when there are values to fill it.
         ipv6 = ":" in address[0]
-        limit = (budget - size - _VALUES_KEY_SIZE) // (_VALUE_SIZE_6 if ipv6 else _VALUE_SIZE_4)
-        if limit <= 0:
+        width = _VALUE_SIZE_6 if ipv6 else _VALUE_SIZE_4
+        values = self.peerStore.getCompactPeers(
+            infoHash, ipv6=ipv6, limit=(krpc.MAX_REPLY_SIZE - _VALUES_KEY_SIZE) // width
+        )
+        if not (values or (query.size and self.amplification)):
+            return reply
+        encoded, size, budget = self._withinBudget(
+            reply, query, address, krpc.MAX_REPLY_SIZE if values else None
+        )
+        limit = (budget - size - _VALUES_KEY_SIZE) // width
+        if not values or limit <= 0:
             return encoded
-        values = self.peerStore.getCompactPeers(infoHash, ipv6=ipv6, limit=limit)
-        return _appendValues(encoded, values, ipv6) if values else encoded
+        if len(values) > limit:
+            values = random.sample(values, limit)  # of a uniform sample: still uniform
+        return _appendValues(encoded, values, ipv6)
 
     def krpc_sample_infohashes(self, query: Query, address: Address) -> dict[bytes, Any]:
         """sample_infohashes (BEP 51): a random sample of the info_hashes we store, how many
