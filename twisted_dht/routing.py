@@ -242,6 +242,8 @@ class RoutingTable:
         self._byId: dict[bytes, Contact] = {}
         self._cachedByAddress: dict[Address, Contact] = {}
         self._liveIPs: Counter[bytes] = Counter()
+        """Live contacts per packed IP; an IP whose count falls to 0 is deleted, so reads
+        test membership (a Counter's missing-key lookup calls Python code)."""
         self._version = 0
         """Bumped by every change that can alter what L{closest} returns, other than time
         passing: a live contact added or removed, or one that may become good (touched
@@ -500,7 +502,7 @@ class RoutingTable:
         if len(bucket.contacts) < self.k or self._canSplit(bucket) or cached.nodeId in self._byId:
             return False
         cached.lastQuery = self._reactor.seconds()
-        if not self._exempt(cached) and self._liveIPs[cached._ip]:
+        if cached._ip in self._liveIPs and not self._exempt(cached):
             self._dropCached(bucket, cached)
         return True
 
@@ -581,7 +583,7 @@ class RoutingTable:
         return None
 
     def _canSplit(self, bucket: Bucket) -> bool:
-        return bucket.covers(self._ownInt) and bucket.high - bucket.low > 2
+        return bucket.low <= self._ownInt < bucket.high and bucket.high - bucket.low > 2
 
     def _split(self, index: int) -> tuple[Bucket, Bucket]:
         bucket = self._buckets[index]
@@ -606,7 +608,7 @@ class RoutingTable:
         """Whether the IP rules let C{contact} into C{bucket} (in place of C{replacing})."""
         if self._exempt(contact):
             return True
-        sameIP = self._liveIPs[contact._ip]
+        sameIP = self._liveIPs.get(contact._ip, 0)
         if replacing is not None and replacing._ip == contact._ip:
             sameIP -= 1
         if sameIP > 0:
@@ -637,7 +639,7 @@ class RoutingTable:
 
     def _cacheAdmits(self, bucket: Bucket, ip: bytes, subnet: bytes) -> bool:
         """Whether the IP rules let an entry of this IP and subnet into C{bucket}'s cache."""
-        if self._liveIPs[ip] > 0:
+        if ip in self._liveIPs:
             return False
         sameSubnet = 0
         for cached in bucket.replacements:  # one pass: this runs for most unknown queriers
