@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from twisted.internet import reactor, stdio
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.protocol import Protocol
 
 
 class _ExitOnClose(Protocol):
     def connectionLost(self, reason: object = None) -> None:
-        if reactor.running:
+        with suppress(ReactorNotRunning):  # already stopping, e.g. on SIGTERM
             reactor.stop()
 
 
