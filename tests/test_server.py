@@ -13,7 +13,7 @@ from twisted_dht.errors import ErrorCode
 from twisted_dht.krpc import Address
 from twisted_dht.peers import PeerStore
 from twisted_dht.protocol import KRPCProtocol
-from twisted_dht.server import DHTServer
+from twisted_dht.server import RECENT_QUERIERS, DHTServer
 from twisted_dht.testing import FakeDatagramTransport
 from twisted_dht.tokens import TokenStore
 
@@ -454,6 +454,52 @@ class RoutingOfQueriesTests(ServerTestCase):
         self.protocol.datagramReceived(krpc.encodeResponse(b"zz", {b"id": REMOTE_ID}), REQUESTER)
         self.protocol.datagramReceived(krpc.encodeError(b"zz", 203, "bad"), REQUESTER)
         self.assertEqual(self.transport.written, [])
+
+
+class QuerierOfferTests(ServerTestCase):
+    """Queriers are offered to the routing table once per second of the clock."""
+
+    def contact(self, address: Address = REQUESTER) -> Any:
+        contact = self.server.table4.get(address)
+        assert contact is not None
+        return contact
+
+    def test_repeatWithinSecondOfferedOnce(self) -> None:
+        """A node querying again in the same second is answered without a table update;
+        in the next second it is offered again."""
+        self.clock.advance(10.2)
+        self.response(b"ping", {b"id": REMOTE_ID})
+        self.assertEqual(self.contact().lastQuery, 10.2)
+        self.clock.advance(0.5)
+        self.response(b"ping", {b"id": REMOTE_ID})
+        self.assertEqual(self.contact().lastQuery, 10.2)
+        self.clock.advance(0.5)
+        self.response(b"ping", {b"id": REMOTE_ID})
+        self.assertEqual(self.contact().lastQuery, 11.2)
+
+    def test_otherIdOrAddressOffered(self) -> None:
+        """Within the second, other addresses, and another id from the same address, are
+        offered as usual."""
+        other: Address = ("192.168.1.101", 6881)
+        self.response(b"ping", {b"id": REMOTE_ID})
+        self.response(b"ping", {b"id": b"\x24" * 20}, source=other)
+        self.assertIsNot(self.server.table4.get(other), None)
+        self.server.table4.nodeFailed(REQUESTER)  # never answered: removed at once
+        self.response(b"ping", {b"id": b"\x23" * 20})
+        self.assertEqual(self.contact().nodeId, b"\x23" * 20)
+
+    def test_readOnlyNeverOffered(self) -> None:
+        """A read-only querier (BEP 43) stays out of the table."""
+        self.response(b"ping", {b"id": REMOTE_ID}, ro=1)
+        self.assertIsNone(self.server.table4.get(REQUESTER))
+
+    def test_memoryBounded(self) -> None:
+        """However many queriers come in one second, at most RECENT_QUERIERS are kept."""
+        for i in range(RECENT_QUERIERS + 10):
+            self.server.offerQuerier(
+                krpc.Query(b"t", b"ping", {b"id": REMOTE_ID}), (f"10.{i // 256}.{i % 256}.1", 1)
+            )
+        self.assertLessEqual(len(self.server._recentQueriers), RECENT_QUERIERS)
 
 
 class SampleInfoHashesTests(ServerTestCase):

@@ -284,12 +284,10 @@ class DHTNode(DHTServer):
         A node that only queried us is not good until it answers one of our queries; the
         ping confirms it, so that it can be given out in our replies.
         """
-        if query.readOnly:
+        contact = self.offerQuerier(query, address)
+        if contact is None or not self.running:
             return
-        contact = self.tableFor(address).nodeQueried(query.nodeId, address)
-        if not self.running:
-            return
-        if contact is not None and contact.lastResponse is None and contact.lastPinged is None:
+        if contact.lastResponse is None and contact.lastPinged is None:
             contact.lastPinged = self.reactor.seconds()
             self.ping(address).addErrback(lambda _: None)
 

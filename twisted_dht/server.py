@@ -18,7 +18,7 @@ from .interfaces import IKRPCController, IPeerStore
 from .krpc import Address, Query
 from .nodeid import randomId
 from .peers import PeerStore
-from .routing import RoutingTable
+from .routing import Contact, RoutingTable
 from .tokens import TokenStore
 
 K = 8
@@ -40,6 +40,9 @@ MAX_SAMPLES = 20
 
 MAX_VERIFIED = 1024
 """IPs remembered as having presented a valid token (an LRU)."""
+
+RECENT_QUERIERS = 4096
+"""Queriers remembered within one second of the clock (see L{DHTServer.offerQuerier})."""
 
 _WANT_4 = frozenset({b"n4"})
 _WANT_6 = frozenset({b"n6"})
@@ -103,6 +106,8 @@ class DHTServer:
         self.relaxLocal = relaxLocal
         self._verified: OrderedDict[str, None] = OrderedDict()
         self._sample: tuple[float, bytes] | None = None
+        self._recentQueriers: dict[Address, bytes] = {}
+        self._recentSecond = -1
         admit: Callable[[bytes, Address], bool] | None = self.compliant if enforceNodeId else None
         tableOptions: dict[str, Any] = {
             "k": K,
@@ -151,9 +156,29 @@ class DHTServer:
     # IKRPCController ---------------------------------------------------------
 
     def queryReceived(self, query: Query, address: Address) -> None:
-        """Offer the querying node to the routing table, unless it is read-only (BEP 43)."""
-        if not query.readOnly:
-            self.tableFor(address).nodeQueried(query.nodeId, address)
+        """Offer the querying node to the routing table (see L{offerQuerier})."""
+        self.offerQuerier(query, address)
+
+    def offerQuerier(self, query: Query, address: Address) -> Contact | None:
+        """Offer the querying node to its routing table, unless it is read-only (BEP 43)
+        or it was offered already in this second of the clock from this address with
+        this id: a node sends queries in bursts (a lookup, then announces), and a node's
+        state only needs its last query to the minute (it stays good for 15).
+
+        @return: its live contact, if it was offered and has one.
+        """
+        if query.readOnly:
+            return None
+        second = int(self.reactor.seconds())
+        recent = self._recentQueriers
+        if second != self._recentSecond or len(recent) >= RECENT_QUERIERS:
+            recent.clear()
+            self._recentSecond = second
+        nodeId = query.nodeId
+        if recent.get(address) == nodeId:
+            return None
+        recent[address] = nodeId
+        return self.tableFor(address).nodeQueried(nodeId, address)
 
     def krpc_ping(self, query: Query, address: Address) -> dict[bytes, Any]:
         """ping: our id."""
