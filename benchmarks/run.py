@@ -6,15 +6,16 @@ Run from the repository root (a few minutes; loopback only):
 
 It builds ``benchmarks/loadgen.c`` with the system compiler (``cc -O2``), starts every
 server as a subprocess on 127.0.0.1 (twisted_dht with each bencoding backend installed, a
-bare Twisted echo, a C echo, and, when installed, webtorrent bittorrent-dht from
+minimal bencode2 ping handler on Twisted, a bare Twisted echo, a C echo, and, when
+installed, webtorrent bittorrent-dht from
 ``tests/interop/node_modules`` and libtorrent with its DHT rate limits raised), fills each
 DHT with 200 info_hashes x 50 peers through announce_peer (``loadgen --prefill``), then
 measures them in alternation: every round runs every server once per mix, in a rotated
 order, and the table gives the median of the rounds. Mixes: ``ping``, and ``get_peers mix``
 (80% get_peers on the 200 info_hashes, 10% announce_peer with tokens from earlier replies,
-10% find_node). The echo servers answer ping only. Server CPU% and RSS come from /proc.
-Finally ``benchmarks/peerstore_memory.py`` gives the RSS per stored peer at 1M peers.
-Every process it starts is stopped by PID on exit.
+10% find_node). The minimal handler and the echo servers answer ping only. Server CPU%
+and RSS come from /proc. Finally ``benchmarks/peerstore_memory.py`` gives the RSS per
+stored peer at 1M peers. Every process it starts is stopped by PID on exit.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Server:
     name: str
     argv: list[str]
     echo: bool = False
+    """The server echoes datagrams (loadgen --echo); it is measured on ping only."""
+    pingOnly: bool = False
+    """The server answers ping only."""
     process: subprocess.Popen[str] | None = None
     results: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
@@ -67,6 +71,18 @@ def servers(python: str, loadgen: str, only: list[str] | None) -> list[Server]:
         )
         for backend in bencoding.BACKENDS
     ]
+    try:
+        import bencode2  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        found.append(
+            Server(
+                "minimal ping handler",
+                [python, str(HERE / "servers" / "minimal_ping.py")],
+                pingOnly=True,
+            )
+        )
     found.append(Server("Twisted echo", [python, str(HERE / "servers" / "twisted_echo.py")], True))
     found.append(Server("C echo (loadgen check)", [loadgen, "--echo-server"], True))
     if shutil.which("node") and NODE_MODULES.exists():
@@ -290,7 +306,7 @@ def main() -> None:
             for server in found:
                 ports[server.name] = freePort()
                 start(server, ports[server.name])
-                if not server.echo:
+                if not (server.echo or server.pingOnly):
                     filled = loadgen(binary, ports[server.name], "--prefill")
                     print(f"    prefilled {filled['prefilled']:,.0f} (info_hash, peer) pairs")
             for round in range(args.rounds):
@@ -298,7 +314,7 @@ def main() -> None:
                 order = found[round % len(found) :] + found[: round % len(found)]
                 for mix in MIXES:
                     for server in order:
-                        if server.echo and mix != "ping":
+                        if (server.echo or server.pingOnly) and mix != "ping":
                             continue
                         measure(server, ports[server.name], binary, mix, args)
         finally:
