@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from twisted_dht import bencoding
 from twisted_dht.interfaces import IPeerStore
 from twisted_dht.krpc import Address, packAddress, unpackAddress
 from twisted_dht.peers import PeerStore
@@ -188,6 +189,45 @@ class PeerStoreTests(SynchronousTestCase):
         self.assertEqual(compact4, packAddress(("10.0.0.1", 6881)))
         self.assertEqual(len(compact6), 18)
         self.assertEqual(unpackAddress(compact6), ("2001:db8::1", 51413))
+
+    def test_encodedPeers(self) -> None:
+        """getEncodedPeers gives the bencoded items of a values list of the stored peers,
+        per family; nothing for an unknown info_hash or an empty family."""
+        self.store.addPeer(HASH1, ("10.0.0.1", 6881))
+        self.store.addPeer(HASH1, ("10.0.0.2", 6882))
+        self.store.addPeer(HASH1, ("2001:db8::1", 51413))
+        self.assertEqual(
+            bencoding.decode(b"l" + self.store.getEncodedPeers(HASH1) + b"e"),
+            self.store.getCompactPeers(HASH1),
+        )
+        self.assertEqual(
+            self.store.getEncodedPeers(HASH1, ipv6=True),
+            b"18:" + packAddress(("2001:db8::1", 51413)),
+        )
+        self.assertEqual(self.store.getEncodedPeers(HASH2), b"")
+        self.store.addPeer(HASH2, ("10.0.0.1", 6881))
+        self.assertEqual(self.store.getEncodedPeers(HASH2, ipv6=True), b"")
+
+    def test_encodedPeersSampledAndKeptCurrent(self) -> None:
+        """With a limit below the count, a sample of that many distinct stored peers; the
+        kept string follows adds and expiry."""
+        for i in range(5):
+            self.store.addPeer(HASH1, peer(i))
+        sample = bencoding.decode(b"l" + self.store.getEncodedPeers(HASH1, limit=3) + b"e")
+        self.assertEqual(len(set(sample)), 3)
+        self.assertLessEqual({unpackAddress(c) for c in sample}, {peer(i) for i in range(5)})
+
+        def stored() -> set[Address]:
+            items = bencoding.decode(b"l" + self.store.getEncodedPeers(HASH1) + b"e")
+            return {unpackAddress(c) for c in items}
+
+        self.assertEqual(stored(), {peer(i) for i in range(5)})
+        self.clock.advance(20 * MINUTE)
+        self.store.addPeer(HASH1, peer(0))  # refreshed, and the oldest by far now
+        self.store.addPeer(HASH1, peer(9))  # evicts peer(1), the oldest announce
+        self.assertEqual(stored(), {peer(i) for i in (0, 2, 3, 4, 9)})
+        self.clock.advance(11 * MINUTE)
+        self.assertEqual(stored(), {peer(0), peer(9)})
 
     # the cached compact list ---------------------------------------------------
 

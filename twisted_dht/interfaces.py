@@ -39,6 +39,10 @@ class IPeerStore(Interface):
         """Like L{getPeers}, as compact 6-byte (IPv4) or 18-byte (IPv6) strings for a
         C{values} list."""
 
+    def getEncodedPeers(infoHash: bytes, ipv6: bool = False, limit: int | None = None) -> bytes:
+        """Like L{getCompactPeers}, each string bencoded (C{6:} or C{18:} and the compact
+        form) and all joined: the items of a get_peers reply's C{values} list."""
+
     def hasPeers(infoHash: bytes) -> bool:
         """Whether any non-expired peer, of either family, is stored for C{infoHash}."""
 

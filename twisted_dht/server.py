@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -199,7 +198,8 @@ class DHTServer:
         """get_peers: a token, peers we store (within the reply budget) and the closest nodes.
 
         Returns the reply bencoded: the C{values} list, the last key in sorted order, is
-        joined onto the rest by hand (see L{_appendValues}).
+        joined onto the rest by hand from the peer store's bencoded items
+        (L{IPeerStore.getEncodedPeers}).
         """
         infoHash = krpc.queryInfoHash(query)
         if infoHash is None:
@@ -209,24 +209,17 @@ class DHTServer:
             b"token": self.tokenStore.generate(address[0], infoHash),
         }
         self._addNodes(reply, infoHash, query, address)
-        # Peers first, as many as any reply could carry: then the budget is asked for a
-        # full reply only when there are values to fill it.
+        # The budget of a full reply: values fill what is left of it.
+        encoded, size, budget = self._withinBudget(reply, query, address, krpc.MAX_REPLY_SIZE)
         ipv6 = ":" in address[0]
-        width = _VALUE_SIZE_6 if ipv6 else _VALUE_SIZE_4
-        values = self.peerStore.getCompactPeers(
-            infoHash, ipv6=ipv6, limit=(krpc.MAX_REPLY_SIZE - _VALUES_KEY_SIZE) // width
-        )
-        if not (values or (query.size and self.amplification)):
-            return reply
-        encoded, size, budget = self._withinBudget(
-            reply, query, address, krpc.MAX_REPLY_SIZE if values else None
-        )
-        limit = (budget - size - _VALUES_KEY_SIZE) // width
-        if not values or limit <= 0:
+        limit = (budget - size - _VALUES_KEY_SIZE) // (_VALUE_SIZE_6 if ipv6 else _VALUE_SIZE_4)
+        if limit <= 0:
             return encoded
-        if len(values) > limit:
-            values = random.sample(values, limit)  # of a uniform sample: still uniform
-        return _appendValues(encoded, values, ipv6)
+        values = self.peerStore.getEncodedPeers(infoHash, ipv6=ipv6, limit=limit)
+        if not values:
+            return encoded
+        # "values" sorts after every other key (id, nodes, nodes6, token): it goes last.
+        return b"".join((encoded[:-1], b"6:valuesl", values, b"ee"))
 
     def krpc_sample_infohashes(self, query: Query, address: Address) -> dict[bytes, Any]:
         """sample_infohashes (BEP 51): a random sample of the info_hashes we store, how many
@@ -343,14 +336,3 @@ _VALUES_KEY_SIZE = len(b"6:values" + b"l" + b"e")
 
 _VALUE_SIZE_4 = len(b"6:") + 6
 _VALUE_SIZE_6 = len(b"18:") + 18
-
-
-def _appendValues(encoded: bytes, values: list[bytes], ipv6: bool) -> bytes:
-    """Add a C{values} list of compact peers (all of one family) to a bencoded C{r}
-    dictionary whose keys all sort before ``values`` (id, nodes, nodes6, token).
-
-    Joining the strings with their length prefix costs a third less than bencoding the
-    list, and this is the largest part of a get_peers reply.
-    """
-    prefix = b"18:" if ipv6 else b"6:"
-    return b"".join((encoded[:-1], b"6:valuesl", prefix, prefix.join(values), b"ee"))
