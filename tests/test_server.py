@@ -99,6 +99,22 @@ class PingTests(ServerTestCase):
         """A ping is answered with our node id."""
         self.response(b"ping", {b"id": REMOTE_ID})
 
+    def test_newIdAnswered(self) -> None:
+        """After our id changes, ping and announce_peer replies carry the new one."""
+        self.response(b"ping", {b"id": REMOTE_ID})
+        token = self.token()
+        self.server.nodeId = NEW_ID = b"\x55" * 20
+        for method, args in [
+            (b"ping", {b"id": REMOTE_ID}),
+            (
+                b"announce_peer",
+                {b"id": REMOTE_ID, b"info_hash": INFO_HASH, b"port": 1, b"token": token},
+            ),
+        ]:
+            reply = self.ask(method, args)
+            assert isinstance(reply, krpc.Response), reply
+            self.assertEqual(reply.nodeId, NEW_ID)
+
     def test_offersNodeToTable(self) -> None:
         """The pinging node is offered to the routing table as heard from."""
         self.response(b"ping", {b"id": REMOTE_ID})

@@ -107,6 +107,8 @@ class DHTServer:
         self._sample: tuple[float, bytes] | None = None
         self._recentQueriers: dict[Address, bytes] = {}
         self._recentSecond = -1
+        self._idReply = (self.nodeId, bencoding.encode({b"id": self.nodeId}))
+        """(our id, the bencoded reply carrying only it), for ping and announce_peer."""
         admit: Callable[[bytes, Address], bool] | None = self.compliant if enforceNodeId else None
         tableOptions: dict[str, Any] = {
             "k": K,
@@ -179,9 +181,16 @@ class DHTServer:
         recent[address] = nodeId
         return self.tableFor(address).nodeQueried(nodeId, address)
 
-    def krpc_ping(self, query: Query, address: Address) -> dict[bytes, Any]:
+    def krpc_ping(self, query: Query, address: Address) -> bytes:
         """ping: our id."""
-        return {b"id": self.nodeId}
+        return self._onlyId()
+
+    def _onlyId(self) -> bytes:
+        """The bencoded reply that carries only our id, encoded again when the id changed."""
+        nodeId, encoded = self._idReply
+        if nodeId is not self.nodeId:
+            nodeId, encoded = self._idReply = (self.nodeId, bencoding.encode({b"id": self.nodeId}))
+        return encoded
 
     def krpc_find_node(self, query: Query, address: Address) -> dict[bytes, Any] | bytes:
         """find_node: the K closest good nodes to C{target}, per BEP 32's C{want}."""
@@ -257,7 +266,7 @@ class DHTServer:
             )
         return sample[1]
 
-    def krpc_announce_peer(self, query: Query, address: Address) -> dict[bytes, Any]:
+    def krpc_announce_peer(self, query: Query, address: Address) -> bytes:
         """announce_peer: check the token, then store the announcing peer."""
         infoHash = krpc.queryInfoHash(query)
         if infoHash is None:
@@ -282,7 +291,7 @@ class DHTServer:
         if len(verified) > MAX_VERIFIED:
             verified.popitem(last=False)
         self.peerStore.addPeer(infoHash, (address[0], port), seed=krpc.querySeed(query))
-        return {b"id": self.nodeId}
+        return self._onlyId()
 
     def _addNodes(
         self, reply: dict[bytes, Any], target: bytes, query: Query, address: Address
