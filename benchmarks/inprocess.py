@@ -44,8 +44,10 @@ def main() -> None:
     from twisted.internet import udp
     from twisted.internet.task import Clock
 
+    sys.path.insert(1, str(ROOT / "benchmarks" / "servers"))
+    from twisted_dht_server import benchmarkNode
+
     from twisted_dht import bencoding
-    from twisted_dht.node import DHTNode
 
     class NullSocket:
         last = b""
@@ -61,20 +63,7 @@ def main() -> None:
     rng = random.Random(7)
     clock = Clock()
     clock.advance(1000)
-    node = DHTNode(
-        rng.randbytes(20),
-        reactor=clock,
-        routers=[],
-        ipRateLimit=0,
-        uploadLimit=0,
-        queryRateLimit=0,
-    )
-    for i in range(2000):
-        address = (
-            f"{1 + i % 200}.{i // 200 % 250}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-            6881,
-        )
-        node.table4.nodeResponded(rng.randbytes(20), address)
+    node = benchmarkNode(clock, rng)
     node.start(bootstrap=False)
     protocol = node.protocol4
     protocol.transport = NullPort()

@@ -9,12 +9,10 @@ Answers well-formed pings only (no routing table, no counters, no limits); print
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from bencode2 import BencodeDecodeError, bdecode, bencode
-from stdin_exit import exitWhenStdinCloses
-from twisted.internet import reactor
+from stdin_exit import serveUDP
 from twisted.internet.protocol import DatagramProtocol
 
 NODE_ID = os.urandom(20)
@@ -38,15 +36,5 @@ class MinimalPing(DatagramProtocol):
         self.transport.socket.sendto(reply, addr)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    options = parser.parse_args()
-    reactor.listenUDP(options.port, MinimalPing(), interface="127.0.0.1")
-    exitWhenStdinCloses()
-    print(f"ready {options.port}", flush=True)
-    reactor.run()
-
-
 if __name__ == "__main__":
-    main()
+    serveUDP(MinimalPing(), __doc__.splitlines()[0])

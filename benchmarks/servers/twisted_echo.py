@@ -7,10 +7,7 @@ Prints ``ready PORT`` when listening; exits when stdin closes.
 
 from __future__ import annotations
 
-import argparse
-
-from stdin_exit import exitWhenStdinCloses
-from twisted.internet import reactor
+from stdin_exit import serveUDP
 from twisted.internet.protocol import DatagramProtocol
 
 
@@ -19,15 +16,5 @@ class Echo(DatagramProtocol):
         self.transport.write(datagram, addr)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
-    options = parser.parse_args()
-    reactor.listenUDP(options.port, Echo(), interface="127.0.0.1")
-    exitWhenStdinCloses()
-    print(f"ready {options.port}", flush=True)
-    reactor.run()
-
-
 if __name__ == "__main__":
-    main()
+    serveUDP(Echo(), __doc__.splitlines()[0])
