@@ -5,7 +5,8 @@ Run from the repository root: python -m benchmarks.peerstore_memory [--info-hash
 
 Prints, for PeerStore and for a naive dict of dicts ({info_hash: {compact address:
 announce time}}), the RSS growth per stored peer (from /proc/self/statm, after
-gc.collect) and the time per addPeer and per getCompactPeers(limit=50). Linux only.
+gc.collect) once filled and again after get_peers has read every swarm (what the reads
+keep), and the time per addPeer and per getCompactPeers(limit=50). Linux only.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class _Store(Protocol):
         self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
     ) -> list[bytes]: ...
 
+    def getEncodedPeers(
+        self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
+    ) -> bytes: ...
+
 
 class NaiveStore:
     """The obvious store: a dict of dicts keyed by compact address, no caps, no expiry."""
@@ -52,6 +57,11 @@ class NaiveStore:
         if limit is not None and limit < len(peers):
             return random.sample(peers, limit)
         return peers
+
+    def getEncodedPeers(
+        self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
+    ) -> bytes:
+        return b"".join(b"6:" + peer for peer in self.getCompactPeers(infoHash, ipv6, limit))
 
 
 def rss() -> int:
@@ -82,6 +92,10 @@ def measure(
     gc.collect()
     grown = rss() - before
     pairs = len(infoHashes) * peers
+    for infoHash in infoHashes:  # as get_peers does, with room for every peer
+        store.getEncodedPeers(infoHash, limit=peers)
+    gc.collect()
+    grownRead = rss() - before
 
     # Timed separately, on inputs built beforehand: refreshes of stored peers, and new
     # peers (each replacing the oldest peer of a full info_hash for PeerStore).
@@ -105,6 +119,7 @@ def measure(
     print(f"{name}:")
     print(f"  RSS growth        {grown / 2**20:8.1f} MiB for {pairs:,} pairs")
     print(f"  per stored peer   {grown / pairs:8.1f} bytes")
+    print(f"  every swarm read  {grownRead / pairs:8.1f} bytes per stored peer")
     print(f"  fill              {fill / pairs * 1e6:8.2f} us per addPeer (incl. making input)")
     print(f"  addPeer refresh   {timings[0] * 1e6:8.2f} us")
     print(f"  addPeer new       {timings[1] * 1e6:8.2f} us")

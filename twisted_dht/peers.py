@@ -17,6 +17,9 @@ L{_Peers} keeps three parallel arrays of fixed-size slots:
     - C{seeds}: C{bytearray}, 1 where the peer announced itself as a seed.
 
 That is 15 bytes per IPv4 peer (27 per IPv6 peer) plus a few hundred bytes per swarm.
+A swarm that get_peers reads also keeps its peers as the bencoded items of a C{values}
+list (L{PeerStore.getEncodedPeers}) until it changes: 8 more bytes per IPv4 peer (21 per
+IPv6 peer), so a store whose every swarm is read stays within about 30 bytes per peer.
 
 Slots are kept in announce order, oldest first, so the arrays stay sorted by time:
     - expired peers are a prefix, found by bisection and dropped with one slice deletion;
@@ -47,17 +50,17 @@ from .periodic import Periodic
 class _Peers:
     """The peers of one info_hash and one address family, as slots in announce order."""
 
-    __slots__ = ("_compact", "_encoded", "addresses", "seeds", "times", "width")
+    __slots__ = ("_encoded", "addresses", "seeds", "times", "width")
 
     def __init__(self, width: int) -> None:
         self.width = width
         self.addresses = bytearray()
         self.times = array("d")
         self.seeds = bytearray()
-        self._compact: tuple[int, list[bytes]] | None = None
-        """(first, the compact strings of slots first..end), kept until the slots change."""
         self._encoded: tuple[int, bytes] | None = None
-        """(first, those strings bencoded and joined), kept like C{_compact}."""
+        """(first, the compact strings of slots first..end bencoded and joined), kept until
+        the slots change: about 8 bytes per IPv4 peer (21 per IPv6 peer) of a swarm that
+        is read, where a list of bytes objects would cost some 50."""
 
     def __len__(self) -> int:
         return len(self.times)
@@ -85,7 +88,7 @@ class _Peers:
         self.addresses += compact
         self.times.append(now)
         self.seeds.append(seed)
-        self._compact = self._encoded = None
+        self._encoded = None
         return added
 
     def _remove(self, slot: int) -> None:
@@ -93,37 +96,38 @@ class _Peers:
         del self.addresses[slot * width : (slot + 1) * width]
         del self.times[slot]
         del self.seeds[slot]
-        self._compact = self._encoded = None
+        self._encoded = None
 
     def removeFirst(self, count: int) -> None:
         """Drop the C{count} oldest slots."""
         del self.addresses[: count * self.width]
         del self.times[:count]
         del self.seeds[:count]
-        self._compact = self._encoded = None
+        self._encoded = None
 
     def firstValid(self, cutoff: float) -> int:
         """The first slot announced after C{cutoff}: all slots before it have expired."""
         return bisect_right(self.times, cutoff)
 
     def compactFrom(self, first: int) -> list[bytes]:
-        """The compact strings of slots C{first} to the end, in slot order.
-
-        Kept until the slots change (every mutation goes through L{add}, L{_remove} or
-        L{removeFirst}, which drop it) or a different C{first} is asked for (a peer
-        expired): a get_peers for a swarm that did not change slices nothing. Callers
-        must not mutate the list.
-        """
-        cached = self._compact
-        if cached is not None and cached[0] == first:
-            return cached[1]
+        """The compact strings of slots C{first} to the end, in slot order."""
         data, width = bytes(self.addresses), self.width  # one copy, then bytes slices
-        compact = [data[i : i + width] for i in range(first * width, len(data), width)]
-        self._compact = (first, compact)
-        return compact
+        return [data[i : i + width] for i in range(first * width, len(data), width)]
+
+    def sampleFrom(self, first: int, count: int) -> list[bytes]:
+        """The compact strings of C{count} slots drawn uniformly from C{first} to the end:
+        O(count), the slot numbers drawn, then sliced."""
+        data, width = bytes(self.addresses), self.width
+        return [
+            data[slot * width : (slot + 1) * width]
+            for slot in random.sample(range(first, len(self.times)), count)
+        ]
 
     def encodedFrom(self, first: int) -> bytes:
-        """L{compactFrom} bencoded and joined (see L{encodeStrings}), kept the same way."""
+        """L{compactFrom} bencoded and joined (see L{encodeStrings}), kept until the slots
+        change (every mutation goes through L{add}, L{_remove} or L{removeFirst}, which
+        drop it) or a different C{first} is asked for (a peer expired): a get_peers for a
+        swarm that did not change slices nothing."""
         cached = self._encoded
         if cached is not None and cached[0] == first:
             return cached[1]
@@ -265,9 +269,8 @@ class PeerStore:
             return []
         peers, first = found
         if limit is not None and limit < len(peers) - first:
-            # random.sample picks by index: the same draw as sampling the slot numbers.
-            return random.sample(peers.compactFrom(first), max(limit, 0))
-        return peers.compactFrom(first)[:]  # a copy: the cached list stays the swarm's
+            return peers.sampleFrom(first, max(limit, 0))
+        return peers.compactFrom(first)
 
     def getEncodedPeers(
         self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
@@ -280,7 +283,7 @@ class PeerStore:
             return b""
         peers, first = found
         if limit is not None and limit < len(peers) - first:
-            return encodeStrings(random.sample(peers.compactFrom(first), max(limit, 0)))
+            return encodeStrings(peers.sampleFrom(first, max(limit, 0)))
         return peers.encodedFrom(first)
 
     def _valid(self, infoHash: bytes, ipv6: bool) -> tuple[_Peers, int] | None:
