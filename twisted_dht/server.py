@@ -230,7 +230,7 @@ class DHTServer:
         # "values" sorts after every other key (id, nodes, nodes6, token): it goes last.
         return b"".join((encoded[:-1], b"6:valuesl", values, b"ee"))
 
-    def krpc_sample_infohashes(self, query: Query, address: Address) -> dict[bytes, Any]:
+    def krpc_sample_infohashes(self, query: Query, address: Address) -> dict[bytes, Any] | bytes:
         """sample_infohashes (BEP 51): a random sample of the info_hashes we store, how many
         we store, how long the sample stands, and the closest nodes to C{target}."""
         target = krpc.queryTarget(query)
@@ -243,11 +243,12 @@ class DHTServer:
             b"samples": self._currentSample(),
         }
         self._addNodes(reply, target, query, address)
-        _, size, budget = self._withinBudget(reply, query, address)
-        if size > budget:
-            samples = reply[b"samples"]
-            drop = -(-(size - budget) // 20)
-            reply[b"samples"] = samples[: max(0, len(samples) - drop * 20)]
+        encoded, size, budget = self._withinBudget(reply, query, address)
+        if size <= budget:
+            return encoded
+        samples = reply[b"samples"]
+        drop = -(-(size - budget) // 20)
+        reply[b"samples"] = samples[: max(0, len(samples) - drop * 20)]
         return reply
 
     def _currentSample(self) -> bytes:
