@@ -19,6 +19,7 @@ from typing import Any
 from twisted.internet.task import Clock
 
 from twisted_dht import bencoding, bep42
+from twisted_dht.addresses import isLocal
 from twisted_dht.node import DHTNode
 from twisted_dht.testing import FakeDatagramTransport
 
@@ -35,7 +36,7 @@ class MeasuringTransport(FakeDatagramTransport):
         self.bytesOut = 0
         self.maxReply = 0
 
-    def write(self, packet: bytes, addr: Any = None) -> None:
+    def record(self, packet: bytes, addr: Any) -> None:
         self.bytesOut += len(packet)
         if packet[-4:] != b"1:qe":  # not one of our own queries
             self.replies += 1
@@ -51,7 +52,7 @@ def randomIP(rng: random.Random) -> str:
             rng.randrange(1, 255),
         )
         ip = ".".join(map(str, octets))
-        if not bep42.isLocal(ip):
+        if not isLocal(ip):
             return ip
 
 
@@ -113,8 +114,8 @@ def populate(node: DHTNode) -> None:
     """Full node lists of both families and 100 peers for INFO_HASH: the worst case."""
     for i in range(8):
         ip, ip6 = f"85.0.{i}.1", f"2a00:{i + 1:x}::1"
-        node.table4.nodeResponded(bep42.generateId(ip), (ip, 7000))
-        node.table6.nodeResponded(bep42.generateId(ip6), (ip6, 7000))
+        node.ipv4.table.nodeResponded(bep42.generateId(ip), (ip, 7000))
+        node.ipv6.table.nodeResponded(bep42.generateId(ip6), (ip6, 7000))
     for i in range(100):
         node.peerStore.addPeer(INFO_HASH, (f"86.1.{i}.1", 6881))
 
@@ -123,7 +124,7 @@ def run(mix: Mix, count: int) -> dict[str, Any]:
     clock = Clock()
     node = DHTNode(os.urandom(20), reactor=clock, routers=[])
     transport = MeasuringTransport(("81.0.0.1", 6881))
-    node.protocol4.makeConnection(transport)  # type: ignore[arg-type]
+    node.ipv4.protocol.makeConnection(transport)  # type: ignore[arg-type]
     node.start(bootstrap=False)
     populate(node)
     rng = random.Random(7)
@@ -131,11 +132,11 @@ def run(mix: Mix, count: int) -> dict[str, Any]:
     step = SECONDS / count
     for data, ip in mix(node, rng, count):
         bytesIn += len(data)
-        node.protocol4.datagramReceived(data, (ip, 6881))
+        node.ipv4.protocol.datagramReceived(data, (ip, 6881))
         clock.advance(step)
-    survived = sum(node.protocol4.queriesIn.values())
+    survived = sum(node.ipv4.protocol.queriesIn.values())
     node.stop()
-    node.protocol4.stopProtocol()
+    node.ipv4.protocol.stopProtocol()
     return {
         "survived": survived,
         "replies": transport.replies,

@@ -13,7 +13,7 @@ the IPv4 table, 200 info_hashes x 50 peers, abuse limits off) and a transport wh
   reply, 1 find_node, as the load benchmark's get_peers mix.
 
 Five sources at 127.0.0.20-24 send the queries. The clock stands still, so a source is
-offered to the routing table on its first query only (``DHTServer.offerQuerier``), as
+offered to the routing table on its first query only (``Controller.queryAnswered``), as
 under load, where each is offered once a second. ``--layout samebucket`` gives them ids
 in one full bucket, where the /24 rule lets two into the replacement cache and refuses
 three on every query (what the load generator's sources often meet); ``spread`` (the
@@ -45,7 +45,7 @@ def main() -> None:
     from twisted.internet.task import Clock
 
     sys.path.insert(1, str(ROOT / "benchmarks" / "servers"))
-    from twisted_dht_server import benchmarkNode
+    from twisted_dht_server import benchmarkNode, familyOf
 
     from twisted_dht import bencoding
 
@@ -65,8 +65,8 @@ def main() -> None:
     clock.advance(1000)
     node = benchmarkNode(clock, rng)
     node.start(bootstrap=False)
-    protocol = node.protocol4
-    protocol.transport = NullPort()
+    protocol = familyOf(node)[0]
+    protocol.makeConnection(NullPort())
     receive = protocol.datagramReceived
 
     sources = [(f"127.0.0.{20 + i}", 40000 + i) for i in range(5)]

@@ -43,7 +43,7 @@ def build(count: int, rng: random.Random) -> tuple[Clock, list[DHTNode]]:
     network = MemoryNetwork(clock, seed=rng.randrange(1 << 30))
     nodes = [DHTNode(rng.randbytes(20), reactor=clock, routers=[]) for _ in range(count)]
     for index, node in enumerate(nodes):
-        network.listen(node.protocol4, addressOf(index))
+        network.listen(node.ipv4.protocol, addressOf(index))
     order = sorted(range(count), key=lambda i: nodes[i].nodeId)
     for position, index in enumerate(order):
         node = nodes[index]
@@ -51,7 +51,7 @@ def build(count: int, rng: random.Random) -> tuple[Clock, list[DHTNode]]:
         sample = rng.sample(range(count), min(count, 120))
         for other in (*neighbours, *sample):
             if other != index:
-                node.table4.nodeResponded(nodes[other].nodeId, addressOf(other))
+                node.ipv4.table.nodeResponded(nodes[other].nodeId, addressOf(other))
     return clock, nodes
 
 

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from twisted.internet.task import Clock
 
-from twisted_dht.krpc import Address, packAddress
+from twisted_dht.addresses import Address, packAddress
 from twisted_dht.peers import PeerStore
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

@@ -15,7 +15,8 @@ import time
 
 from twisted.internet.task import Clock
 
-from twisted_dht.routing import Contact, NodeState, RoutingTable
+from twisted_dht.contacts import Contact, NodeState
+from twisted_dht.routing import RoutingTable
 
 
 def bruteForce(table: RoutingTable, target: bytes, k: int, now: float) -> list[Contact]:

@@ -56,21 +56,37 @@ class Server:
     """The server echoes datagrams (loadgen --echo); it is measured on ping only."""
     pingOnly: bool = False
     """The server answers ping only."""
+    tree: str = str(ROOT)
+    """The checkout whose twisted_dht the server imports (``--baseline`` adds another)."""
     process: subprocess.Popen[str] | None = None
     results: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
 
-def servers(python: str, loadgen: str, only: list[str] | None) -> list[Server]:
-    """Every server that can run here; ``only`` keeps those whose name contains a word."""
+def servers(
+    python: str, loadgen: str, only: list[str] | None, baseline: str | None = None
+) -> list[Server]:
+    """Every server that can run here; ``only`` keeps those whose name contains a word.
+
+    With ``baseline`` (another checkout, e.g. a ``git worktree`` of an older commit),
+    twisted_dht from there runs too, with the first backend, for an A/B in one run.
+    """
     from twisted_dht import bencoding
 
+    script = str(HERE / "servers" / "twisted_dht_server.py")
     found = [
-        Server(
-            f"twisted_dht ({backend})",
-            [python, str(HERE / "servers" / "twisted_dht_server.py"), "--backend", backend],
-        )
+        Server(f"twisted_dht ({backend})", [python, script, "--backend", backend])
         for backend in bencoding.BACKENDS
     ]
+    if baseline is not None:
+        backend = bencoding.BACKENDS[0]
+        found.insert(
+            1,
+            Server(
+                f"baseline ({backend})",
+                [python, script, "--backend", backend],
+                tree=os.path.abspath(baseline),
+            ),
+        )
     try:
         import bencode2  # noqa: F401
     except ImportError:
@@ -122,7 +138,7 @@ def start(server: Server, port: int) -> None:
             str(port),
         ]
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=server.tree)
     server.process = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT
     )
@@ -277,6 +293,10 @@ def report(found: list[Server], perPeer: float | None, args: argparse.Namespace)
     if perPeer is not None:
         verdict = "met" if perPeer <= 40 else f"MISSED by {perPeer - 40:.1f} B"
         print(f"  {'RSS per stored peer':40} {perPeer:5.1f} B  (target <= 40 B: {verdict})")
+    baseline = next((s for s in found if s.name.startswith("baseline")), None)
+    if baseline is not None:  # the same backend as ``ours``: an A/B of the two trees
+        ratio("ping vs the baseline tree", "ping", baseline.name, 0.95)
+        ratio("get_peers mix vs the baseline tree", "get_peers mix", baseline.name, 0.95)
     check = byName.get("C echo (loadgen check)")
     if check is not None:
         a, b = median(check, "ping", "replies_per_s"), median(ours, "ping", "replies_per_s")
@@ -291,6 +311,9 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=64, help="outstanding queries")
     parser.add_argument("--only", nargs="*", help="servers whose name contains one of these")
     parser.add_argument("--skip-memory", action="store_true", help="skip peerstore_memory.py")
+    parser.add_argument(
+        "--baseline", help="also run twisted_dht from this checkout (an A/B of two commits)"
+    )
     args = parser.parse_args()
     if sys.platform != "linux":
         sys.exit("Linux only (/proc, 127.0.0.0/8 on loopback)")
@@ -300,7 +323,7 @@ def main() -> None:
         binary = os.path.join(tmp, "loadgen")
         compiler = os.environ.get("CC", "cc")
         subprocess.run([compiler, "-O2", "-o", binary, str(HERE / "loadgen.c")], check=True)
-        found = servers(python, binary, args.only)
+        found = servers(python, binary, args.only, args.baseline)
         ports: dict[str, int] = {}
         try:
             print("Starting servers ...", flush=True)

@@ -1,4 +1,5 @@
-"""Tests for twisted_dht.bep42: BEP 42 node ids from IPs, their verification, local ranges."""
+"""Tests for twisted_dht.bep42: BEP 42 node ids from IPs, their verification, and the
+exemption of local addresses."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import random
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_dht.bep42 import generateId, isLocal, verifyId
+from twisted_dht.addresses import isLocal, packIP
+from twisted_dht.bep42 import generateId, idPrefix, verifyId
 
 # BEP 42's table: IP, r, example node id.
 VECTORS = [
@@ -22,6 +24,8 @@ V6_VECTOR = ("2001:b829:2123:be84:e16c:d6ae:5290:49f1", "0a8ad123be84e16cd6ae529
 
 
 class VectorTests(SynchronousTestCase):
+    """BEP 42's and libtorrent's example ids, and generated ones."""
+
     def test_ipv4VectorsVerify(self) -> None:
         """Every IPv4 example id of BEP 42 verifies for its IP."""
         for ip, r, hexId in VECTORS:
@@ -85,7 +89,49 @@ class VectorTests(SynchronousTestCase):
         self.assertFalse(verifyId(b"\x00" * 19, "81.2.3.4"))
 
 
+class InputTests(SynchronousTestCase):
+    """The forms of IP that generateId, verifyId and idPrefix take."""
+
+    def test_packedSameAsLiteral(self) -> None:
+        """A packed 4- or 16-byte IP gives the same prefix as its literal, and ids for one
+        verify for the other."""
+        for ip in (VECTORS[0][0], V6_VECTOR[0]):
+            self.assertEqual(idPrefix(packIP(ip), 5), idPrefix(ip, 5))
+            self.assertTrue(verifyId(generateId(packIP(ip)), ip), ip)
+            self.assertTrue(verifyId(generateId(ip), packIP(ip)), ip)
+
+    def test_zoneIgnored(self) -> None:
+        """An IPv6 zone does not change the prefix (addresses.packIP strips it)."""
+        ip = V6_VECTOR[0]
+        self.assertEqual(idPrefix(ip + "%eth0", 3), idPrefix(ip, 3))
+        self.assertTrue(verifyId(bytes.fromhex(V6_VECTOR[1]), ip + "%eth0"))
+
+    def test_badPackedLength(self) -> None:
+        """Raw bytes that are not 4 or 16 long are refused by generateId and never verify."""
+        for raw in (b"", b"\x51\x02\x03", b"\x51" * 5, b"\x51" * 17):
+            self.assertRaises(ValueError, generateId, raw)
+            self.assertFalse(verifyId(b"\x00" * 20, raw), raw)
+
+    def test_rOutOfRange(self) -> None:
+        """r must be one byte."""
+        self.assertRaises(ValueError, generateId, "81.2.3.4", 256)
+        self.assertRaises(ValueError, generateId, "81.2.3.4", -1)
+
+    def test_exemptionIsAddressesIsLocal(self) -> None:
+        """An arbitrary id verifies exactly for the addresses addresses.isLocal calls local,
+        over random IPv4 and IPv6 addresses (literal and packed)."""
+        rng = random.Random(7)
+        nodeId = bytes(20)
+        for _ in range(2000):
+            raw = bytes([rng.choice([10, 127, 169, 172, 192, 81])]) + rng.randbytes(3)
+            raw6 = bytes([rng.choice([0x00, 0xFC, 0xFD, 0xFE, 0x2A])]) + rng.randbytes(15)
+            for packed in (raw, raw6):
+                self.assertEqual(verifyId(nodeId, packed), isLocal(packed), packed)
+
+
 class LocalTests(SynchronousTestCase):
+    """Local addresses (addresses.isLocal) are exempt from BEP 42."""
+
     def test_localRangesExempt(self) -> None:
         """Any id verifies for 10/8, 172.16/12, 192.168/16, 169.254/16, 127/8 and IPv6
         loopback, link-local and ULA addresses."""
@@ -100,17 +146,20 @@ class LocalTests(SynchronousTestCase):
             "fe80::1",
             "fd00::1",
             "fc12::1",
+            "fe80::1%eth0",
         ):
-            self.assertTrue(isLocal(ip), ip)
             self.assertTrue(verifyId(b"\x00" * 20, ip), ip)
+            self.assertTrue(verifyId(b"\x00" * 20, packIP(ip)), ip)
 
-    def test_globalNotLocal(self) -> None:
-        """Addresses next to the local ranges are not exempt."""
+    def test_globalNotExempt(self) -> None:
+        """For addresses next to the local ranges, an arbitrary id does not verify."""
         for ip in ("11.0.0.1", "172.15.0.1", "172.32.0.1", "192.169.0.1", "8.8.8.8", "2001::1"):
-            self.assertFalse(isLocal(ip), ip)
+            nodeId = bytes(19) + bytes([7])
+            self.assertFalse(verifyId(nodeId, ip), ip)
+            self.assertTrue(verifyId(generateId(ip), ip), ip)
 
     def test_invalidAddress(self) -> None:
-        """isLocal is False for text that is not an IP; generateId raises ValueError."""
-        self.assertFalse(isLocal("example.com"))
+        """Text that is not an IP is not exempt: generateId raises ValueError and no id
+        verifies."""
         self.assertRaises(ValueError, generateId, "example.com")
         self.assertFalse(verifyId(b"\x00" * 20, "example.com"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -12,14 +13,16 @@ import tempfile
 from typing import Any
 
 from twisted.internet import reactor as _reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import twisted_dht
 from twisted_dht import cli
-from twisted_dht.node import DEFAULT_ROUTERS
+from twisted_dht.bootstrap import DEFAULT_ROUTERS
 from twisted_dht.service import DHTService
-from twisted_dht.state import NodeState, saveState
+from twisted_dht.state import SavedState, saveState
+from twisted_dht.testing import MemoryReactor
 
 reactor: Any = _reactor
 HASH = "0123456789abcdef0123456789abcdef01234567"
@@ -140,7 +143,7 @@ class ShowStateTests(SynchronousTestCase):
 
     def test_text(self) -> None:
         """The node id and each node are printed, one per line."""
-        saveState(self.path, NodeState(bytes(20), nodes6=((b"\x01" * 20, ("::1", 5)),)))
+        saveState(self.path, SavedState(bytes(20), nodes6=((b"\x01" * 20, ("::1", 5)),)))
         self.assertEqual(self.show(), 0)
         output = self.out.getvalue()
         self.assertIn("Node id: " + "00" * 20, output)
@@ -149,7 +152,7 @@ class ShowStateTests(SynchronousTestCase):
 
     def test_json(self) -> None:
         """With --json the document itself is printed."""
-        state = NodeState(bytes(20), nodes=((b"\x01" * 20, ("1.2.3.4", 5)),))
+        state = SavedState(bytes(20), nodes=((b"\x01" * 20, ("1.2.3.4", 5)),))
         saveState(self.path, state)
         self.assertEqual(self.show("--json"), 0)
         self.assertEqual(json.loads(self.out.getvalue()), state.toJSON())
@@ -251,7 +254,7 @@ class SessionTests(TestCase):
         """A command's short-lived node is read-only (BEP 43): it never enters our table."""
         self.assertEqual(await self.runCommand("ping", self.address), 0)
         assert self.service.node is not None
-        self.assertEqual(len(self.service.node.table4), 0)
+        self.assertEqual(len(self.service.node.ipv4.table), 0)
 
 
 class SubprocessTests(TestCase):
@@ -294,3 +297,53 @@ class SubprocessTests(TestCase):
         self.assertEqual(code, 1)
         self.assertIn(b"no state file", err)
         self.assertNotIn(b"Traceback", err)
+
+
+class InMemorySessionTests(SynchronousTestCase):
+    """Commands on an in-memory reactor: exact exit codes and times on its clock."""
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactor()
+        self.out, self.err = io.StringIO(), io.StringIO()
+
+    def command(self, *argv: str, limit: float = 120.0) -> tuple[int, float]:
+        """Run a command; its exit code and how long it took on the clock."""
+        args = cli.parseArguments(list(argv))
+        console = cli.Console(self.out, self.err, args.json)
+        codes: list[int] = []
+        Deferred.fromCoroutine(cli.Session(self.reactor, args, console).run()).addCallback(
+            codes.append
+        )
+        start = self.reactor.seconds()
+        while not codes and self.reactor.seconds() - start < limit:
+            self.reactor.advance(0.05)
+        self.assertEqual(len(codes), 1, "the command did not end")
+        return codes[0], self.reactor.seconds() - start
+
+    def test_pingWithoutRoute(self) -> None:
+        """ping to an address the host has no route to exits 1 at once with one line."""
+        self.reactor.network.failSends(
+            "2001:db8::1", OSError(errno.ENETUNREACH, "Network is unreachable")
+        )
+        code, took = self.command("ping", "[2001:db8::1]:6881")
+        self.assertEqual(code, 1)
+        self.assertLess(took, 1)
+        [line] = self.err.getvalue().splitlines()
+        self.assertIn("Network is unreachable", line)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_timeoutDuringJoin(self) -> None:
+        """lookup through a router that never answers ends at --timeout, not later."""
+        code, took = self.command("lookup", HASH, "--bootstrap", "127.0.0.1:9", "--timeout", "2")
+        self.assertEqual(code, 1)
+        self.assertLessEqual(took, 2.1)
+        self.assertIn("gave up after 2 s", self.err.getvalue())
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_timeoutUnderLoss(self) -> None:
+        """Every command ends within its --timeout on a network that loses everything."""
+        self.reactor.network.lossRate = 1.0
+        for command in (["ping", "10.0.0.9:6881"], ["find-node", HASH], ["announce", HASH, "--implied-port"]):
+            code, took = self.command(*command, "--bootstrap", "10.0.0.9:6881", "--timeout", "3")
+            self.assertEqual(code, 1, command)
+            self.assertLessEqual(took, 3.1, command)

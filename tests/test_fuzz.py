@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_dht import bencoding, krpc
-from twisted_dht.krpc import Address
+from twisted_dht.addresses import Address
 from twisted_dht.node import DHTNode
 from twisted_dht.testing import FakeDatagramTransport
 
@@ -150,9 +150,9 @@ class ReceivePathFuzzTests(SynchronousTestCase):
             maxPeersPerInfoHash=MAX_PEERS,
             maxQueuedQueries=MAX_QUEUED,
         )
-        node.blocker.maxTracked = MAX_TRACKED
+        node.policy.blocker.maxTracked = MAX_TRACKED
         transport = FakeDatagramTransport(("81.0.0.1", 6881))
-        node.protocol4.makeConnection(transport)  # type: ignore[arg-type]
+        node.ipv4.protocol.makeConnection(transport)  # type: ignore[arg-type]
         node.start(bootstrap=False)
         return node, transport, clock
 
@@ -164,7 +164,7 @@ class ReceivePathFuzzTests(SynchronousTestCase):
                 if withTokens:
                     data = self.withToken(node, data, address)
                 before = len(transport.written)
-                node.protocol4.datagramReceived(data, address)
+                node.ipv4.protocol.datagramReceived(data, address)
                 clock.advance(0.05)
                 replies = 0
                 for sent, destination in transport.written[before:]:
@@ -178,7 +178,7 @@ class ReceivePathFuzzTests(SynchronousTestCase):
                 self.checkCaps(node)
         finally:
             node.stop()
-            node.protocol4.stopProtocol()
+            node.ipv4.protocol.stopProtocol()
         self.assertEqual(clock.getDelayedCalls(), [])
 
     @staticmethod
@@ -198,10 +198,10 @@ class ReceivePathFuzzTests(SynchronousTestCase):
     def checkCaps(self, node: DHTNode) -> None:
         self.assertLessEqual(node.peerStore.infoHashCount(), MAX_INFO_HASHES)
         self.assertLessEqual(node.peerStore.peerCount(), MAX_INFO_HASHES * MAX_PEERS * 2)
-        self.assertLessEqual(len(node.blocker), MAX_TRACKED)
+        self.assertLessEqual(len(node.policy.blocker), MAX_TRACKED)
         self.assertLessEqual(node.queuedQueries, MAX_QUEUED)
-        self.assertLessEqual(node.protocol4.pendingCount, 1000)
-        self.assertLessEqual(len(node.table4), 160 * 8)
+        self.assertLessEqual(node.ipv4.protocol.pendingCount, 1000)
+        self.assertLessEqual(len(node.ipv4.table), 160 * 8)
 
     @FUZZ
     @given(st.lists(st.tuples(st.binary(max_size=1500), sources), min_size=1, max_size=20))

@@ -1,4 +1,4 @@
-"""Tests for the hardening wired into KRPCProtocol, DHTServer and DHTNode: flood drops,
+"""Tests for the hardening wired into KRPCProtocol, the admission policy and DHTNode: flood drops,
 budgets, outgoing query pacing, the amplification cap, BEP 42 eligibility and id changes."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_dht import bencoding, bep42, krpc
+from twisted_dht.addresses import Address, packAddress
+from twisted_dht.admission import AMPLIFICATION
 from twisted_dht.errors import QueryDropped
-from twisted_dht.krpc import Address
 from twisted_dht.node import DHTNode
-from twisted_dht.server import AMPLIFICATION
 from twisted_dht.testing import FakeDatagramTransport, MemoryNetwork
 
 OUR_ID = b"\x11" * 20
@@ -38,13 +38,17 @@ class NodeTestCase(SynchronousTestCase):
         self.clock = Clock()
         self.node = DHTNode(OUR_ID, reactor=self.clock, routers=[], **self.options)
         self.transport = FakeDatagramTransport(HERE)
-        self.node.protocol4.makeConnection(self.transport)  # type: ignore[arg-type]
-        self.counters = self.node.protocol4.counters
+        self.node.ipv4.protocol.makeConnection(self.transport)  # type: ignore[arg-type]
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        """The node's traffic and drop counters."""
+        return self.node.stats()
 
     def send(self, data: bytes, address: Address) -> list[bytes]:
         """Deliver one datagram; return what was sent back to C{address}."""
         before = len(self.transport.written)
-        self.node.protocol4.datagramReceived(data, address)
+        self.node.ipv4.protocol.datagramReceived(data, address)
         return [d for d, a in self.transport.written[before:] if a == address]
 
     def ping(self, address: Address) -> list[bytes]:
@@ -111,10 +115,10 @@ class UploadBudgetTests(NodeTestCase):
         """Our own queries are sent even over budget, and leave less for replies."""
         for i in range(60):
             self.node.sendQuery(source(1000 + i), b"ping", {}).addErrback(lambda _: None)
-        self.assertEqual(self.node.protocol4.queriesOut[b"ping"], 60)
+        self.assertEqual(self.node.ipv4.protocol.queriesOut[b"ping"], 60)
         self.assertEqual(self.ping(source(1)), [])
         self.assertEqual(self.counters["droppedUploadLimit"], 1)
-        self.node.protocol4.stopProtocol()
+        self.node.ipv4.protocol.stopProtocol()
 
 
 class AmplificationTests(NodeTestCase):
@@ -123,9 +127,9 @@ class AmplificationTests(NodeTestCase):
     def fill(self) -> None:
         for i in range(8):
             ip = f"85.0.{i}.1"
-            self.node.table4.nodeResponded(bep42.generateId(ip), (ip, 7000))
+            self.node.ipv4.table.nodeResponded(bep42.generateId(ip), (ip, 7000))
             ip6 = f"2a00:{i + 1:x}::1"
-            self.node.table6.nodeResponded(bep42.generateId(ip6), (ip6, 7000))
+            self.node.ipv6.table.nodeResponded(bep42.generateId(ip6), (ip6, 7000))
         for i in range(100):
             self.node.peerStore.addPeer(INFO_HASH, (f"86.1.{i}.1", 6881))
 
@@ -167,7 +171,7 @@ class AmplificationTests(NodeTestCase):
     def test_confirmedContactUncapped(self) -> None:
         """A routing-table contact that answered our query is verified: no 4x cap."""
         self.fill()
-        self.node.table4.nodeResponded(bep42.generateId(source(1)[0]), source(1))
+        self.node.ipv4.table.nodeResponded(bep42.generateId(source(1)[0]), source(1))
         data = query(b"get_peers", {b"id": REMOTE_ID, b"info_hash": INFO_HASH})
         (reply,) = self.send(data, source(1))
         self.assertGreater(len(reply), AMPLIFICATION * len(data))
@@ -243,7 +247,7 @@ class PacingTests(NodeTestCase):
         self.node.start(bootstrap=False)
         deferreds = [self.node.sendQuery(source(i), b"ping", {}) for i in range(25)]
         self.node.stop()
-        self.node.protocol4.stopProtocol()
+        self.node.ipv4.protocol.stopProtocol()
         for d in deferreds:
             self.failureResultOf(d)
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -255,8 +259,9 @@ class VotingTests(NodeTestCase):
         d = self.node.ping(address)
         data, _ = self.transport.written[-1]
         tid = krpc.decodeMessage(data).tid
-        reply = krpc.encodeResponse(tid, {b"id": bep42.generateId(address[0])}, requester=seenAs)
-        self.node.protocol4.datagramReceived(reply, address)
+        reply = krpc.encodeResponse(tid, {b"id": bep42.generateId(address[0])}, requester=packAddress(seenAs)
+        )
+        self.node.ipv4.protocol.datagramReceived(reply, address)
         self.successResultOf(d)
 
     def test_idRegeneratedAfterVotes(self) -> None:
@@ -270,7 +275,7 @@ class VotingTests(NodeTestCase):
         self.assertNotEqual(self.node.nodeId, OUR_ID)
         self.assertTrue(bep42.verifyId(self.node.nodeId, "81.5.5.5"))
         self.assertEqual(changed, [self.node.nodeId])
-        self.assertEqual(self.node.table4.ownId, self.node.nodeId)
+        self.assertEqual(self.node.ipv4.table.ownId, self.node.nodeId)
         self.assertEqual(self.node.stats()["externalIP"], "81.5.5.5")
 
     def test_validIdKept(self) -> None:
@@ -304,7 +309,7 @@ class EligibilityTests(SynchronousTestCase):
 
     def add(self, ip: str, nodeId: bytes, **options: Any) -> DHTNode:
         node = DHTNode(nodeId, reactor=self.clock, routers=[], **options)
-        self.network.listen(node.protocol4, (ip, 6881))
+        self.network.listen(node.ipv4.protocol, (ip, 6881))
         self.nodes.append(node)
         return node
 
@@ -332,23 +337,42 @@ class EligibilityTests(SynchronousTestCase):
         self.assertNotIn(("86.0.0.1", 6881), addresses)
         self.assertNotIn(("86.0.0.1", 6881), {address for _, address, _ in result.tokens})
         self.assertEqual(len(result.tokens), 4)
-        self.assertEqual(bad.protocol4.counters["responsesSent"], 1)
+        self.assertEqual(bad.ipv4.protocol.counters["responsesSent"], 1)
 
     def test_enforceNodeIdKeepsTableClean(self) -> None:
         """With enforceNodeId, a non-compliant node never enters the routing table;
         without it, it may."""
         strict = self.add("88.0.0.1", bep42.generateId("88.0.0.1"), enforceNodeId=True)
         lax = self.add("88.0.1.1", bep42.generateId("88.0.1.1"))
-        for table in (strict.table4, lax.table4):
+        for table in (strict.ipv4.table, lax.ipv4.table):
             table.nodeResponded(b"\x55" * 20, ("89.0.0.1", 6881))
             table.nodeResponded(bep42.generateId("89.0.1.1"), ("89.0.1.1", 6881))
             table.nodeResponded(b"\x56" * 20, ("10.0.0.1", 6881))
-        self.assertIsNone(strict.table4.get(("89.0.0.1", 6881)))
-        self.assertIsNotNone(strict.table4.get(("89.0.1.1", 6881)))
-        self.assertIsNotNone(strict.table4.get(("10.0.0.1", 6881)))
-        self.assertIsNotNone(lax.table4.get(("89.0.0.1", 6881)))
+        self.assertIsNone(strict.ipv4.table.get(("89.0.0.1", 6881)))
+        self.assertIsNotNone(strict.ipv4.table.get(("89.0.1.1", 6881)))
+        self.assertIsNotNone(strict.ipv4.table.get(("10.0.0.1", 6881)))
+        self.assertIsNotNone(lax.ipv4.table.get(("89.0.0.1", 6881)))
 
     def test_searchSubnetDefault(self) -> None:
         """Lookups keep one contact per /24 by default, and not with relaxLocal."""
-        self.assertTrue(self.add("90.0.0.1", OUR_ID).restrictSearchSubnets)
-        self.assertFalse(self.add("90.0.1.1", REMOTE_ID, relaxLocal=True).restrictSearchSubnets)
+        self.assertTrue(self.add("90.0.0.1", OUR_ID).search.restrictSubnets)
+        self.assertFalse(self.add("90.0.1.1", REMOTE_ID, relaxLocal=True).search.restrictSubnets)
+
+
+class RuntimeLimitTests(NodeTestCase):
+    options = {"ipRateLimit": 0, "queryRateLimit": 0}
+
+    def test_limitEnabledAfterStart(self) -> None:
+        """A per-IP limit off at construction and turned on at runtime takes effect."""
+        self.assertEqual(sum(len(self.ping(source(1))) for _ in range(100)), 100)
+        self.node.policy.ipRateLimit = 5
+        answered = sum(len(self.ping(source(2))) for _ in range(200))
+        self.assertEqual(answered, 50)
+        self.assertEqual(self.counters["droppedRateLimit"], 150)
+
+    def test_queryLimitEnabledAfterStart(self) -> None:
+        """A global query limit turned on at runtime drops the excess."""
+        self.node.policy.queryRateLimit = 10
+        answered = sum(len(self.ping(source(i))) for i in range(50))
+        self.assertEqual(answered, 20)
+        self.assertEqual(self.counters["droppedQueryLimit"], 30)

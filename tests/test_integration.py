@@ -7,13 +7,15 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, gatherResults
 from twisted.internet.protocol import DatagramProtocol
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface import implementer
 
 from twisted_dht import bencoding, krpc
 from twisted_dht.errors import ErrorCode, QueryTimeout
-from twisted_dht.interfaces import IKRPCController
-from twisted_dht.krpc import Address, Query
+from twisted_dht.addresses import Address
+from twisted_dht.admission import AdmissionPolicy
+from twisted_dht.interfaces import Handler, IKRPCController
+from twisted_dht.krpc import Query
 from twisted_dht.node import DHTNode
 from twisted_dht.protocol import KRPCProtocol
 
@@ -50,13 +52,19 @@ class Client(DatagramProtocol):
 
 @implementer(IKRPCController)
 class PingOnly:
+    """The smallest controller: no limits, and an answer to ping only."""
+
     def __init__(self, nodeId: bytes) -> None:
         self.nodeId = nodeId
+        self.policy = AdmissionPolicy(reactor=reactor, ipRateLimit=0, queryRateLimit=0)
 
-    def queryReceived(self, query: Query, address: Address) -> None:
+    def handlerFor(self, method: bytes) -> Handler | None:
+        return self.ping if method == b"ping" else None
+
+    def queryAnswered(self, query: Query, address: Address) -> None:
         pass
 
-    def krpc_ping(self, query: Query, address: Address) -> dict[bytes, Any]:
+    def ping(self, query: Query, address: Address) -> dict[bytes, Any]:
         return {b"id": self.nodeId}
 
 
@@ -81,17 +89,17 @@ class ProtocolOverUDPTests(TestCase):
 
     async def test_pingRoundTrip(self) -> None:
         """Two KRPCProtocols on loopback: a ping gets the other side's id."""
-        a = KRPCProtocol(PingOnly(b"\x01" * 20))
-        b = KRPCProtocol(PingOnly(b"\x02" * 20))
+        a = KRPCProtocol(PingOnly(b"\x01" * 20), reactor=reactor)
+        b = KRPCProtocol(PingOnly(b"\x02" * 20), reactor=reactor)
         self.bind(a)
         addressB = self.bind(b)
-        response = await a.query(addressB, b"ping", {b"id": b"\x01" * 20})
+        response = await a.query(addressB, b"ping", {b"id": b"\x01" * 20}, timeout=5)
         self.assertEqual(response.nodeId, b"\x02" * 20)
         self.assertEqual(response.ip, ("127.0.0.1", a.transport.getHost().port))  # type: ignore[union-attr]
 
     async def test_timeout(self) -> None:
         """A query to a silent socket fails with QueryTimeout."""
-        a = KRPCProtocol(PingOnly(b"\x01" * 20))
+        a = KRPCProtocol(PingOnly(b"\x01" * 20), reactor=reactor)
         self.bind(a)
         silent = self.bind(DatagramProtocol())
         with self.assertRaises(QueryTimeout):
@@ -99,7 +107,7 @@ class ProtocolOverUDPTests(TestCase):
 
     async def test_replyFromWrongAddressIgnored(self) -> None:
         """A reply with the right tid from another socket does not fire the query."""
-        a = KRPCProtocol(PingOnly(b"\x01" * 20))
+        a = KRPCProtocol(PingOnly(b"\x01" * 20), reactor=reactor)
         self.bind(a)
         target = Client(repliesOnly=False)
         targetAddress = self.bind(target)
@@ -124,7 +132,7 @@ class ServerOverUDPTests(TestCase):
 
     def setUp(self) -> None:
         self.node = DHTNode(b"\x11" * 20, routers=[], **LOCAL_OPTIONS)
-        self.serverPort = reactor.listenUDP(0, self.node.protocol4, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.serverPort = reactor.listenUDP(0, self.node.ipv4.protocol, interface="127.0.0.1")  # type: ignore[attr-defined]
         self.server: Address = ("127.0.0.1", self.serverPort.getHost().port)
         self.client = Client()
         self.clientPort = reactor.listenUDP(0, self.client, interface="127.0.0.1")  # type: ignore[attr-defined]
@@ -189,20 +197,22 @@ class NetworkOverUDPTests(TestCase):
     timeout = 90
 
     async def test_twentyFourNodes(self) -> None:
-        """24 nodes on loopback bootstrap from one; an announce is found by another node."""
+        """24 nodes on loopback join through one (a known node, as from a state file);
+        an announce is found by another node."""
         nodes: list[DHTNode] = []
         ports: list[Any] = []
         router: Address | None = None
         for _ in range(24):
             node = DHTNode(
-                routers=[router] if router else [],
+                routers=[],
                 queryTimeout=2.0,
                 shortTimeout=0.5,
                 **LOCAL_OPTIONS,
             )
-            port = reactor.listenUDP(0, node.protocol4, interface="127.0.0.1")  # type: ignore[attr-defined]
+            port = reactor.listenUDP(0, node.ipv4.protocol, interface="127.0.0.1")  # type: ignore[attr-defined]
             ports.append(port)
             nodes.append(node)
+            node.knownNodes = [router] if router else []
             if router is None:
                 router = ("127.0.0.1", port.getHost().port)
 
@@ -222,3 +232,23 @@ class NetworkOverUDPTests(TestCase):
         self.assertGreater(accepted, 0)
         peers = await nodes[20].getPeers(infoHash)
         self.assertIn(("127.0.0.1", 40000), peers)
+
+
+class ListenTests(TestCase):
+    timeout = 20
+
+    async def test_listenBindsBothFamiliesOnOnePort(self) -> None:
+        """DHTNode.listen binds IPv4 and an IPv6-only socket on the same port, where a
+        plain listenUDP on [::] would fail with "address in use" on Linux."""
+        node = DHTNode(routers=[], **LOCAL_OPTIONS)
+        ports = node.listen(0, "127.0.0.1", "::1")
+        self.addCleanup(lambda: DeferredList([port.stopListening() for port in ports]))
+        if len(ports) < 2:
+            raise SkipTest("this machine cannot bind ::1")
+        self.assertEqual(ports[0].getHost().port, ports[1].getHost().port)  # type: ignore[attr-defined]
+        other = DHTNode(routers=[], **LOCAL_OPTIONS)
+        otherPorts = other.listen(0, "127.0.0.1", "::1")
+        self.addCleanup(lambda: DeferredList([port.stopListening() for port in otherPorts]))
+        port = ports[0].getHost().port  # type: ignore[attr-defined]
+        self.assertEqual(await other.ping(("127.0.0.1", port)), node.nodeId)
+        self.assertEqual(await other.ping(("::1", port)), node.nodeId)

@@ -40,7 +40,8 @@ from tests.interop.peers import (
     requirePeer,
 )
 from twisted_dht import krpc
-from twisted_dht.krpc import Address, Response
+from twisted_dht.addresses import Address
+from twisted_dht.krpc import Response
 from twisted_dht.node import DHTNode
 from twisted_dht.nodeid import randomId
 from twisted_dht.service import DHTService
@@ -163,7 +164,7 @@ class _InteropTestCase(TestCase):
     def ourNode(self, interface: str = "127.0.0.1", **options: Any) -> DHTNode:
         """A running DHTNode bound on C{interface} (no bootstrap yet)."""
         node = DHTNode(routers=[], **{**LOCAL_OPTIONS, **options})
-        port = reactor.listenUDP(0, node.protocol4, interface=interface)  # type: ignore[attr-defined]
+        port = reactor.listenUDP(0, node.ipv4.protocol, interface=interface)  # type: ignore[attr-defined]
 
         def stop() -> Deferred[Any]:
             node.stop()
@@ -183,7 +184,7 @@ class _InteropTestCase(TestCase):
             routers=[],
             bootstrap=False,
             statsInterval=0,
-            **LOCAL_OPTIONS,
+            relaxLocal=True,
         )
         dht.startService()
         self.addCleanup(dht.stopService)
@@ -193,8 +194,8 @@ class _InteropTestCase(TestCase):
     @staticmethod
     def addressOf(node: DHTNode) -> Address:
         """Where C{node} listens."""
-        assert node.protocol4.transport is not None
-        host = node.protocol4.transport.getHost()
+        assert node.ipv4.protocol.transport is not None
+        host = node.ipv4.protocol.transport.getHost()
         return (host.host, host.port)
 
     async def joinedNode(self, through: Address, interface: str | None = None) -> DHTNode:
@@ -259,7 +260,7 @@ class _InteropTestCase(TestCase):
     def assertNoErrorsSent(self, *nodes: DHTNode) -> None:
         """Our nodes answered every query without an error and parsed every datagram."""
         for node in nodes:
-            counters = node.protocol4.counters
+            counters = node.ipv4.protocol.counters
             self.assertEqual((counters["errorsSent"], counters["malformed"]), (0, 0), node.stats())
 
     async def announcesSettled(self, lt: LibtorrentPeer, target: bytes, count: int) -> None:
@@ -321,11 +322,11 @@ class BootstrapFromOurNodeTests(_InteropTestCase):
         self.assertEqual(bt.warnings, [])
 
         # Our node answered both, and confirmed both as nodes in its own table.
-        self.assertGreaterEqual(hub.protocol4.queriesIn[b"get_peers"], 1)
-        self.assertGreaterEqual(hub.protocol4.queriesIn[b"find_node"], 1)
+        self.assertGreaterEqual(hub.ipv4.protocol.queriesIn[b"get_peers"], 1)
+        self.assertGreaterEqual(hub.ipv4.protocol.queriesIn[b"find_node"], 1)
 
         def confirmed(address: Address) -> bytes | None:
-            contact = hub.table4.get(address)
+            contact = hub.ipv4.table.get(address)
             return contact.nodeId if contact and contact.lastResponse is not None else None
 
         await waitFor(
@@ -500,7 +501,7 @@ class DirectQueryTests(_InteropTestCase):
         self.assertEqual(response.ip, ours)  # libtorrent adds BEP 42's ip: we parse it
         target = infoHash(f"direct explicit port {lt.nodeId}")
         await lt.waitUntil(lambda: (target, ours[0], 6969) in lt.announcesReceived)
-        self.assertEqual(node.protocol4.counters["errorsReceived"], 0)
+        self.assertEqual(node.ipv4.protocol.counters["errorsReceived"], 0)
         await self.assertCleanExchanges(lt, [ours])
 
     async def test_bittorrentDHT(self) -> None:
@@ -517,7 +518,7 @@ class DirectQueryTests(_InteropTestCase):
         )
         target = infoHash(f"direct explicit port {bt.nodeId}")
         self.assertIn((ours[0], 6969), await bt.lookup(target.hex()))
-        self.assertEqual(node.protocol4.counters["errorsReceived"], 0)
+        self.assertEqual(node.ipv4.protocol.counters["errorsReceived"], 0)
         self.assertEqual(bt.warnings, [])
 
 

@@ -17,6 +17,8 @@ def voter(n: int) -> str:
 
 
 class IPVoterTests(SynchronousTestCase):
+    """IPVoter on a Clock, with the default thresholds (10 votes, margin 1.5)."""
+
     def setUp(self) -> None:
         self.clock = Clock()
         self.voter = IPVoter(reactor=self.clock)
@@ -75,10 +77,49 @@ class IPVoterTests(SynchronousTestCase):
         self.assertEqual(self.voter.voters, 1)
 
     def test_candidatesBounded(self) -> None:
-        """At most maxCandidates distinct claims are counted in a round."""
-        for i in range(49):
-            self.voter.vote(voter(i), f"85.0.{i}.1")
-        self.assertLessEqual(len(self.voter._votes), self.voter.maxCandidates)
+        """Once maxCandidates distinct claims have votes in a round, votes for a new claim
+        are ignored (and their voters not counted), while the known claims still count."""
+        voter3 = IPVoter(reactor=self.clock, minVotes=3, maxCandidates=3)
+        for i, claim in enumerate(("85.0.0.1", "85.0.0.2", "85.0.0.3")):
+            voter3.vote(voter(i), claim)
+        for i in range(3, 13):
+            self.assertIsNone(voter3.vote(voter(i), OTHER))
+        self.assertEqual(voter3.voters, 3)
+        self.assertIsNone(voter3.external)
+        voter3.vote(voter(20), "85.0.0.1")
+        self.assertEqual(voter3.vote(voter(21), "85.0.0.1"), "85.0.0.1")
+
+    def test_ipv6Wins(self) -> None:
+        """IPv6 voters elect an IPv6 external address the same way."""
+        results = [self.voter.vote(f"2a01::{i + 1:x}", "2a00::1") for i in range(10)]
+        self.assertEqual(results[-1], "2a00::1")
+        self.assertEqual(self.voter.external, "2a00::1")
+
+    def test_nonGlobalIgnored(self) -> None:
+        """Zoned link-local, documentation, multicast and unspecified voters or claims do
+        not count (addresses.isGlobal)."""
+        for i in range(20):
+            self.voter.vote(f"fe80::{i + 1:x}%eth0", "2a00::1")
+            self.voter.vote(f"2001:db8::{i + 1:x}", "2a00::1")
+            self.voter.vote(voter(i), "224.0.0.1")
+            self.voter.vote(voter(i), "0.0.0.0")
+            self.voter.vote(voter(i), "not an address")
+        self.assertIsNone(self.voter.external)
+        self.assertEqual(self.voter.voters, 0)
+
+    def test_reactorRequired(self) -> None:
+        """The reactor is a required keyword: no global reactor is picked up."""
+        self.assertRaises(TypeError, IPVoter)
+
+    def test_invalidSettings(self) -> None:
+        """Inconsistent thresholds are refused."""
+        for settings in (
+            {"minVotes": 0},
+            {"margin": 0.5},
+            {"roundVotes": 5, "minVotes": 10},
+            {"maxCandidates": 1},
+        ):
+            self.assertRaises(ValueError, IPVoter, reactor=self.clock, **settings)
 
     def test_unchangedWinnerNotReported(self) -> None:
         """Further votes for the current external IP do not report a change."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from ipaddress import ip_address
 from typing import Any
 
 from hypothesis import given, settings
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_dht import bencoding, krpc
+from twisted_dht.addresses import Address, packAddress
 from twisted_dht.errors import ErrorCode, MalformedMessage
 
 NODE_ID = bytes(range(20))
@@ -26,6 +26,11 @@ IPV6_VECTOR = (
 def _raw(**fields: Any) -> bytes:
     """Bencode a top-level message whose keys are given as keyword names."""
     return bencoding.encode({key.encode(): value for key, value in fields.items()})
+
+
+def _packNodes(nodes: list[tuple[bytes, Address]]) -> bytes:
+    """A compact nodes (or nodes6) string: the nodes packed and joined."""
+    return b"".join(krpc.packNode(nodeId, address) for nodeId, address in nodes)
 
 
 def _query(**args: Any) -> krpc.Query:
@@ -54,7 +59,6 @@ class QueryMessageTests(SynchronousTestCase):
         self.assertEqual(message, krpc.Query(TID, b"find_node", args, krpc.VERSION, False))
         assert isinstance(message, krpc.Query)
         self.assertEqual(message.nodeId, NODE_ID)
-        self.assertEqual(krpc.queryNodeId(message), NODE_ID)
 
     def test_wireFormat(self) -> None:
         """encodeQuery produces the BEP 5 layout: t, y=q, q, a, and v when given."""
@@ -86,11 +90,10 @@ class QueryMessageTests(SynchronousTestCase):
         message = krpc.decodeMessage(data)
         assert isinstance(message, krpc.Query)
         self.assertTrue(message.readOnly)
-        self.assertTrue(krpc.queryReadOnly(message))
 
     def test_notReadOnly(self) -> None:
         """Without ro, or with ro=0, a query is not read-only."""
-        self.assertFalse(krpc.queryReadOnly(_query()))
+        self.assertFalse(_query().readOnly)
         data = _raw(t=TID, y=b"q", q=b"ping", a={b"id": NODE_ID}, ro=0)
         message = krpc.decodeMessage(data)
         assert isinstance(message, krpc.Query)
@@ -166,16 +169,16 @@ class ResponseMessageTests(SynchronousTestCase):
             self.assertEqual(message.tid, tid)
 
     def test_requesterIPv4(self) -> None:
-        """A requester address is sent as the compact top-level ip and parsed into ip."""
-        data = krpc.encodeResponse(TID, {b"id": OTHER_ID}, requester=IPV4_VECTOR[0])
+        """A packed requester address is sent as the top-level ip and parsed into ip."""
+        data = krpc.encodeResponse(TID, {b"id": OTHER_ID}, requester=IPV4_VECTOR[1])
         self.assertIn(b"2:ip6:" + IPV4_VECTOR[1], data)
         message = krpc.decodeMessage(data)
         assert isinstance(message, krpc.Response)
         self.assertEqual(message.ip, IPV4_VECTOR[0])
 
     def test_requesterIPv6(self) -> None:
-        """An IPv6 requester address round-trips through the 18-byte top-level ip."""
-        data = krpc.encodeResponse(TID, {b"id": OTHER_ID}, requester=IPV6_VECTOR[0])
+        """A packed IPv6 requester address round-trips through the 18-byte top-level ip."""
+        data = krpc.encodeResponse(TID, {b"id": OTHER_ID}, requester=IPV6_VECTOR[1])
         self.assertIn(b"2:ip18:" + IPV6_VECTOR[1], data)
         message = krpc.decodeMessage(data)
         assert isinstance(message, krpc.Response)
@@ -316,71 +319,8 @@ def _paddedResponse(size: int) -> bytes:
         padding -= len(data) - size
 
 
-class CompactAddressTests(SynchronousTestCase):
-    """packAddress and unpackAddress."""
-
-    def test_packIPv4(self) -> None:
-        """An IPv4 address packs into 4 address bytes then the big-endian port."""
-        self.assertEqual(krpc.packAddress(IPV4_VECTOR[0]), IPV4_VECTOR[1])
-
-    def test_unpackIPv4(self) -> None:
-        """6 bytes unpack into an IPv4 literal and port."""
-        self.assertEqual(krpc.unpackAddress(IPV4_VECTOR[1]), IPV4_VECTOR[0])
-        self.assertEqual(krpc.unpackAddress(b"\xff" * 6), ("255.255.255.255", 65535))
-
-    def test_packIPv6(self) -> None:
-        """An IPv6 address packs into 16 address bytes then the big-endian port."""
-        self.assertEqual(krpc.packAddress(IPV6_VECTOR[0]), IPV6_VECTOR[1])
-        self.assertEqual(krpc.packAddress(("::1", 1)), b"\x00" * 15 + b"\x01\x00\x01")
-
-    def test_unpackIPv6(self) -> None:
-        """18 bytes unpack into a compressed IPv6 literal and port."""
-        self.assertEqual(krpc.unpackAddress(IPV6_VECTOR[1]), IPV6_VECTOR[0])
-
-    def test_unpackWrongLength(self) -> None:
-        """Compact addresses of any length but 6 or 18 are malformed."""
-        for size in [0, 4, 5, 7, 16, 17, 19, 26]:
-            self.assertRaises(MalformedMessage, krpc.unpackAddress, b"\x01" * size)
-
-    def test_packInvalid(self) -> None:
-        """An invalid host or out-of-range port cannot be packed (ValueError)."""
-        for address in [("1.2.3", 1), ("example.com", 1), ("::g", 1), ("1.2.3.4", 65536)]:
-            self.assertRaises(ValueError, krpc.packAddress, address)
-        self.assertRaises(ValueError, krpc.packAddress, ("1.2.3.4", -1))
-
-    def test_isIPv6(self) -> None:
-        """isIPv6 tells IPv6 literals from IPv4 ones."""
-        self.assertTrue(krpc.isIPv6("::1"))
-        self.assertFalse(krpc.isIPv6("1.2.3.4"))
-
-    @settings(max_examples=100, deadline=None, database=None)
-    @given(
-        host=st.ip_addresses().map(str),
-        port=st.integers(min_value=0, max_value=65535),
-    )
-    def test_roundTrip(self, host: str, port: int) -> None:
-        """Every IPv4 or IPv6 address and port round-trips through the compact form."""
-        data = krpc.packAddress((host, port))
-        self.assertEqual(len(data), 18 if krpc.isIPv6(host) else 6)
-        unpackedHost, unpackedPort = krpc.unpackAddress(data)
-        # The same address, though not always the same spelling: inet_ntop, like the
-        # socket layer, writes IPv4-mapped IPv6 addresses as ::ffff:1.2.3.4.
-        self.assertEqual((ip_address(unpackedHost), unpackedPort), (ip_address(host), port))
-
-    @settings(max_examples=100, deadline=None, database=None)
-    @given(data=st.binary(min_size=6, max_size=6) | st.binary(min_size=18, max_size=18))
-    def test_bytesRoundTrip(self, data: bytes) -> None:
-        """Any 6 or 18 bytes unpack to an address that packs back to exactly those bytes."""
-        self.assertEqual(krpc.packAddress(krpc.unpackAddress(data)), data)
-
-    def test_mappedAddressSpelling(self) -> None:
-        """An IPv4-mapped IPv6 address unpacks in inet_ntop's dotted spelling."""
-        data = b"\x00" * 10 + b"\xff\xff" + b"\x01\x02\x03\x04" + b"\x00\x50"
-        self.assertEqual(krpc.unpackAddress(data), ("::ffff:1.2.3.4", 80))
-
-
 class CompactNodesTests(SynchronousTestCase):
-    """packNode(s) and unpackNodes."""
+    """packNode and unpackNodes."""
 
     def test_packNode(self) -> None:
         """A compact node is its 20-byte id then its compact address (26 or 38 bytes)."""
@@ -392,22 +332,21 @@ class CompactNodesTests(SynchronousTestCase):
         self.assertEqual(len(ipv6), 38)
 
     def test_roundTripIPv4(self) -> None:
-        """IPv4 nodes round-trip through packNodes and unpackNodes in order."""
+        """IPv4 nodes round-trip through packNode and unpackNodes in order."""
         nodes = [(NODE_ID, ("1.2.3.4", 6881)), (OTHER_ID, ("10.0.0.1", 1))]
-        data = krpc.packNodes(nodes)
+        data = _packNodes(nodes)
         self.assertEqual(len(data), 52)
         self.assertEqual(krpc.unpackNodes(data), nodes)
 
     def test_roundTripIPv6(self) -> None:
-        """IPv6 nodes round-trip through packNodes and unpackNodes(ipv6=True)."""
+        """IPv6 nodes round-trip through packNode and unpackNodes(ipv6=True)."""
         nodes = [(NODE_ID, ("2001:db8::1", 6881)), (OTHER_ID, ("::1", 65535))]
-        data = krpc.packNodes(nodes)
+        data = _packNodes(nodes)
         self.assertEqual(len(data), 76)
         self.assertEqual(krpc.unpackNodes(data, ipv6=True), nodes)
 
     def test_empty(self) -> None:
-        """No nodes pack to b'' and b'' unpacks to no nodes."""
-        self.assertEqual(krpc.packNodes([]), b"")
+        """An empty nodes string unpacks to no nodes, of either family."""
         self.assertEqual(krpc.unpackNodes(b""), [])
         self.assertEqual(krpc.unpackNodes(b"", ipv6=True), [])
 
@@ -421,10 +360,10 @@ class CompactNodesTests(SynchronousTestCase):
     def test_portZeroSkipped(self) -> None:
         """Nodes with port 0 are left out of the unpacked list."""
         good = (OTHER_ID, ("1.2.3.4", 6881))
-        data = krpc.packNodes([(NODE_ID, ("5.6.7.8", 0)), good])
+        data = _packNodes([(NODE_ID, ("5.6.7.8", 0)), good])
         self.assertEqual(krpc.unpackNodes(data), [good])
         good6 = (OTHER_ID, ("::2", 6881))
-        data = krpc.packNodes([good6, (NODE_ID, ("::3", 0))])
+        data = _packNodes([good6, (NODE_ID, ("::3", 0))])
         self.assertEqual(krpc.unpackNodes(data, ipv6=True), [good6])
 
 
@@ -433,7 +372,7 @@ class CompactValuesTests(SynchronousTestCase):
 
     def test_mixedFamilies(self) -> None:
         """A values list may mix 6-byte IPv4 and 18-byte IPv6 peers, kept in order."""
-        values = [IPV4_VECTOR[1], IPV6_VECTOR[1], krpc.packAddress(("9.9.9.9", 1))]
+        values = [IPV4_VECTOR[1], IPV6_VECTOR[1], packAddress(("9.9.9.9", 1))]
         self.assertEqual(
             krpc.unpackValues(values), [IPV4_VECTOR[0], IPV6_VECTOR[0], ("9.9.9.9", 1)]
         )
@@ -444,7 +383,7 @@ class CompactValuesTests(SynchronousTestCase):
 
     def test_portZeroSkipped(self) -> None:
         """Peers with port 0 are left out."""
-        values = [krpc.packAddress(("1.1.1.1", 0)), IPV4_VECTOR[1]]
+        values = [packAddress(("1.1.1.1", 0)), IPV4_VECTOR[1]]
         self.assertEqual(krpc.unpackValues(values), [IPV4_VECTOR[0]])
 
     def test_notList(self) -> None:
@@ -537,11 +476,14 @@ class QueryAccessorTests(SynchronousTestCase):
         )
 
     def test_readOnly(self) -> None:
-        """queryReadOnly: False when absent, True for ro=1 (an envelope key, not an argument)."""
-        self.assertFalse(krpc.queryReadOnly(_query()))
-        self.assertFalse(krpc.queryReadOnly(_query(ro=1)))
-        query = krpc.Query(TID, b"ping", {b"id": NODE_ID}, readOnly=True)
-        self.assertTrue(krpc.queryReadOnly(query))
+        """Query.readOnly: False when absent, and ro among the arguments (it is an envelope
+        key, not an argument) does not set it."""
+        self.assertFalse(_query().readOnly)
+        self.assertFalse(_query(ro=1).readOnly)
+        data = _raw(t=TID, y=b"q", q=b"ping", a={b"id": NODE_ID}, ro=1)
+        message = krpc.decodeMessage(data)
+        assert isinstance(message, krpc.Query)
+        self.assertTrue(message.readOnly)
 
 
 class ResponseAccessorTests(SynchronousTestCase):
@@ -551,17 +493,17 @@ class ResponseAccessorTests(SynchronousTestCase):
         """responseNodes: [] when absent, the unpacked nodes, else malformed."""
         nodes = [(NODE_ID, ("1.2.3.4", 6881))]
         self.assertEqual(krpc.responseNodes(_response()), [])
-        self.assertEqual(krpc.responseNodes(_response(nodes=krpc.packNodes(nodes))), nodes)
-        for bad in [[krpc.packNodes(nodes)], 1, b"\x01" * 25]:
+        self.assertEqual(krpc.responseNodes(_response(nodes=_packNodes(nodes))), nodes)
+        for bad in [[_packNodes(nodes)], 1, b"\x01" * 25]:
             self.assertRaises(MalformedMessage, krpc.responseNodes, _response(nodes=bad))
 
     def test_nodes6(self) -> None:
         """responseNodes(ipv6=True) reads nodes6 and ignores nodes."""
         nodes = [(NODE_ID, ("::1", 6881))]
-        response = _response(nodes6=krpc.packNodes(nodes), nodes=b"\x01" * 25)
+        response = _response(nodes6=_packNodes(nodes), nodes=b"\x01" * 25)
         self.assertEqual(krpc.responseNodes(response, ipv6=True), nodes)
         self.assertEqual(krpc.responseNodes(_response(), ipv6=True), [])
-        for bad in [[krpc.packNodes(nodes)], 1, b"\x01" * 26]:
+        for bad in [[_packNodes(nodes)], 1, b"\x01" * 26]:
             response = _response(nodes6=bad)
             self.assertRaises(MalformedMessage, krpc.responseNodes, response, True)
 
@@ -671,34 +613,29 @@ class QueryPropertyTests(SynchronousTestCase):
         self,
         tid: bytes,
         values: dict[bytes, Any],
-        requester: krpc.Address | None,
+        requester: Address | None,
         version: bytes | None,
     ) -> None:
         """encodeResponse, which joins the envelope by hand, gives the very bytes of
-        bencoding the whole message, with the requester given as an address or packed and
-        the values as a dictionary or bencoded; responseSize predicts its length."""
+        bencoding the whole message, with the values as a dictionary or bencoded; the
+        values plus envelopeSize is its length."""
+        packed = None if requester is None else packAddress(requester)
         message: dict[bytes, Any] = {b"t": tid, b"y": b"r", b"r": values}
-        if requester is not None:
-            message[b"ip"] = krpc.packAddress(requester)
+        if packed is not None:
+            message[b"ip"] = packed
         if version is not None:
             message[b"v"] = version
         expected = bencoding.encode(message)
+        encodedValues = bencoding.encode(values)
         self.assertEqual(
-            krpc.encodeResponse(tid, values, requester=requester, version=version), expected
+            krpc.encodeResponse(tid, values, requester=packed, version=version), expected
         )
         self.assertEqual(
-            krpc.encodeResponse(
-                tid, bencoding.encode(values), requester=requester, version=version
-            ),
+            krpc.encodeResponse(tid, encodedValues, requester=packed, version=version),
             expected,
         )
-        ipv6 = None if requester is None else ":" in requester[0]
         self.assertEqual(
-            krpc.responseSize(tid, len(bencoding.encode(values)), ipv6=ipv6, version=version),
+            len(encodedValues)
+            + krpc.envelopeSize(len(tid), len(packed) if packed else 0, version),
             len(expected),
         )
-        if requester is not None:
-            packed = krpc.packAddress(requester)
-            self.assertEqual(
-                krpc.encodeResponse(tid, values, requester=packed, version=version), expected
-            )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import heapq
 import random
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import (
     IHostnameResolver,
     IReactorPluggableNameResolver,
@@ -21,8 +22,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from twisted_dht import krpc
-from twisted_dht.krpc import Address
-from twisted_dht.node import DHTNode
+from twisted_dht.addresses import Address
+from twisted_dht.errors import SendFailed
+from twisted_dht.node import EXPIRY_INTERVAL, DHTNode
+from twisted_dht.peers import PeerStore
 from twisted_dht.nodeid import distance
 from twisted_dht.testing import MemoryNetwork
 
@@ -67,9 +70,9 @@ class Swarm:
                 routers=routers if index else [],
                 **options,
             )
-            self.network.listen(node.protocol4, addressOf(index))
+            self.network.listen(node.ipv4.protocol, addressOf(index))
             if dualStack:
-                self.network.listen(node.protocol6, address6Of(index))
+                self.network.listen(node.ipv6.protocol, address6Of(index))
             self.nodes.append(node)
 
     def run(self, seconds: float, step: float = 0.01) -> None:
@@ -121,7 +124,7 @@ class SwarmTests(SynchronousTestCase):
 
     def test_everyTableFills(self) -> None:
         """After 200 nodes bootstrap from one, every node knows at least K good nodes."""
-        counts = [node.table4.goodCount() for node in self.swarm.nodes]
+        counts = [node.ipv4.table.goodCount() for node in self.swarm.nodes]
         self.assertGreaterEqual(min(counts), K, counts)
 
     def test_lookupConverges(self) -> None:
@@ -183,7 +186,7 @@ class DualStackTests(SynchronousTestCase):
         """Dual-stack nodes fill both tables, and an announce is found over IPv4 and IPv6."""
         swarm = Swarm(40, seed=5, dualStack=True)
         swarm.join(spacing=0.2)
-        self.assertGreaterEqual(min(node.table6.goodCount() for node in swarm.nodes), K)
+        self.assertGreaterEqual(min(node.ipv6.table.goodCount() for node in swarm.nodes), K)
         infoHash = b"\x66" * 20
         self.assertGreater(swarm.wait(swarm.nodes[7].announce(infoHash, 7777)), K)
         peers = swarm.wait(swarm.nodes[33].getPeers(infoHash))
@@ -238,11 +241,11 @@ class RouterNameTests(SynchronousTestCase):
         network = MemoryNetwork(clock)
         routers = [("router.example", 6881), ("nowhere.example", 6881)]
         node = DHTNode(b"\x01" * 20, reactor=clock, routers=routers)
-        network.listen(node.protocol4, ("10.0.0.1", 6881))
-        network.listen(node.protocol6, ("fd00:1::1", 6881))
+        network.listen(node.ipv4.protocol, ("10.0.0.1", 6881))
+        network.listen(node.ipv6.protocol, ("fd00:1::1", 6881))
         router = DHTNode(b"\x02" * 20, reactor=clock, routers=[])
-        network.listen(router.protocol4, ("10.9.9.9", 6881))
-        network.listen(router.protocol6, ("fd00:9::9", 6881))
+        network.listen(router.ipv4.protocol, ("10.9.9.9", 6881))
+        network.listen(router.ipv6.protocol, ("fd00:9::9", 6881))
         d = node.bootstrap()
         for _ in range(1000):
             clock.advance(0.01)
@@ -255,7 +258,7 @@ class LifecycleTests(SynchronousTestCase):
         self.clock = Clock()
         self.network = MemoryNetwork(self.clock)
         self.node = DHTNode(b"\x01" * 20, reactor=self.clock, routers=[("10.9.9.9", 6881)])
-        self.network.listen(self.node.protocol4, ("10.0.0.1", 6881))
+        self.network.listen(self.node.ipv4.protocol, ("10.0.0.1", 6881))
 
     def test_stopLeavesNoDelayedCall(self) -> None:
         """stop cancels loops, bootstrap retries, announces and queries: no DelayedCall left."""
@@ -275,7 +278,7 @@ class LifecycleTests(SynchronousTestCase):
         sent = []
         for _ in range(3600):
             self.clock.advance(1)
-            sent.append(self.node.protocol4.queriesOut[b"find_node"])
+            sent.append(self.node.ipv4.protocol.queriesOut[b"find_node"])
         # backoff: 5, 10, 20, ... capped at 300 s: about 15 attempts in an hour, not 3600
         self.assertLess(sent[-1], 25)
         self.assertGreater(sent[-1], 5)
@@ -301,25 +304,26 @@ class LifecycleTests(SynchronousTestCase):
 
     def test_cancelGetPeers(self) -> None:
         """Cancelling getPeers cancels its lookup and queries."""
-        self.node.table4.nodeResponded(b"\x05" * 20, ("10.0.0.5", 6881))
+        self.node.ipv4.table.nodeResponded(b"\x05" * 20, ("10.0.0.5", 6881))
         self.network.unreachable.add(("10.0.0.5", 6881))
         d = self.node.getPeers(b"\x03" * 20)
         self.clock.advance(0.1)
         d.cancel()
-        self.failureResultOf(d)
-        self.assertEqual(self.node.protocol4.pendingCount, 0)
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(self.node.ipv4.protocol.pendingCount, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_keepAnnouncedReannounces(self) -> None:
         """keepAnnounced announces again within 15-30 minutes until stopAnnouncing."""
         self.node.start(bootstrap=False)
         announced: list[bytes] = []
-        original = self.node.announce
+        original = self.node.search.announce
 
         def announce(infoHash: bytes, *args: Any, **kwargs: Any) -> Deferred[int]:
             announced.append(infoHash)
             return original(infoHash, *args, **kwargs)
 
-        self.node.announce = announce  # type: ignore[method-assign]
+        self.node.search.announce = announce  # type: ignore[method-assign]
         infoHash = b"\x07" * 20
         self.node.keepAnnounced(infoHash, 6881)
         self.clock.advance(899)
@@ -335,12 +339,12 @@ class LifecycleTests(SynchronousTestCase):
     def test_staleBucketRefreshed(self) -> None:
         """A bucket unchanged for 15 minutes gets a refresh lookup from maintenance."""
         neighbour = DHTNode(b"\x80" * 20, reactor=self.clock, routers=[])
-        self.network.listen(neighbour.protocol4, ("10.0.0.8", 6881))
+        self.network.listen(neighbour.ipv4.protocol, ("10.0.0.8", 6881))
         self.node.start(bootstrap=False)
-        self.node.table4.nodeResponded(neighbour.nodeId, ("10.0.0.8", 6881))
-        before = self.node.lookupsStarted
+        self.node.ipv4.table.nodeResponded(neighbour.nodeId, ("10.0.0.8", 6881))
+        before = self.node.search.lookupsStarted
         self.clock.advance(16 * 60)
-        self.assertGreater(self.node.lookupsStarted, before)
+        self.assertGreater(self.node.search.lookupsStarted, before)
         self.node.stop()
 
     def test_knownNodesTriedFirst(self) -> None:
@@ -348,7 +352,166 @@ class LifecycleTests(SynchronousTestCase):
         self.node.knownNodes = [("10.0.0.7", 6881)]
         self.node.bootstrap()
         self.clock.advance(0)
-        sent = [krpc.decodeMessage(data) for data, _ in self.node.protocol4.transport.written]  # type: ignore[union-attr]
+        sent = [krpc.decodeMessage(data) for data, _ in self.node.ipv4.protocol.transport.written]  # type: ignore[union-attr]
         first = sent[0]
         assert isinstance(first, krpc.Query)
         self.assertEqual(first.method, b"ping")
+
+
+class JoinTests(SynchronousTestCase):
+    """When the node joins, and what cancelling a join does."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.network = MemoryNetwork(self.clock)
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def node(self, routers: list[Address], address: Address = ("10.0.0.1", 6881)) -> DHTNode:
+        node = DHTNode(b"\x01" * 20, reactor=self.clock, routers=routers)
+        self.network.listen(node.ipv4.protocol, address)
+        self.addCleanup(node.stop)
+        return node
+
+    def warnings(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if e["log_level"] >= LogLevel.warn]
+
+    def test_noRoutersNoNodesNoAttempts(self) -> None:
+        """With no router and nothing known (--no-bootstrap, no state), the node sends
+        nothing and warns about nothing, however long it waits."""
+        node = self.node([])
+        node.start()
+        for _ in range(120):
+            self.clock.advance(60)
+        self.assertEqual(node.ipv4.protocol.queriesOut, {})
+        self.assertEqual(self.warnings(), [])
+
+    def test_noBootstrapRejoinsThroughKnownNodes(self) -> None:
+        """start(bootstrap=False) sends nothing at start; with known nodes and no live
+        contact, maintenance joins through them."""
+        node = self.node([])
+        node.knownNodes = [("10.0.0.2", 6881)]
+        node.start(bootstrap=False)
+        self.clock.advance(1)
+        self.assertEqual(node.ipv4.protocol.queriesOut, {})
+        self.clock.advance(60)
+        self.assertEqual(node.ipv4.protocol.queriesOut.get(b"ping"), 1)
+
+    def test_querierBecomesAContactToRejoinThrough(self) -> None:
+        """A node that queried us is a contact: once it is gone, the node rejoins through it."""
+        node = self.node([])
+        other = DHTNode(b"\x02" * 20, reactor=self.clock, routers=[])
+        self.network.listen(other.ipv4.protocol, ("10.0.0.2", 6881))
+        node.start()
+        pinged = other.ping(("10.0.0.1", 6881))
+        for _ in range(10):
+            self.clock.advance(0.01)
+        self.successResultOf(pinged)
+        self.assertEqual(len(node.ipv4.table), 1)
+        self.network.unbind(("10.0.0.2", 6881))
+        self.assertEqual(self.warnings(), [])
+        for _ in range(40):
+            self.clock.advance(60)
+        [warning] = self.warnings()
+        self.assertIn("Bootstrap failed", warning)
+
+    def test_cancelledJoinFailsAtOnce(self) -> None:
+        """Cancelling bootstrap fails it with CancelledError at once, leaving nothing
+        pending, even while it waits on several queries."""
+        node = self.node([("10.9.9.9", 6881), ("10.9.9.8", 6881)])
+        node.knownNodes = [("10.0.0.7", 6881)]
+        d = node.bootstrap()
+        self.clock.advance(0.5)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(node.ipv4.protocol.pendingCount, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_cancelledJoinDuringLookup(self) -> None:
+        """Cancelling bootstrap once the routers answered (during its lookups) fails it."""
+        router = DHTNode(b"\x09" * 20, reactor=self.clock, routers=[])
+        self.network.listen(router.ipv4.protocol, ("10.9.9.9", 6881))
+        router.ipv4.table.nodeResponded(b"\x05" * 20, ("10.0.0.5", 6881))
+        self.network.unreachable.add(("10.0.0.5", 6881))
+        node = self.node([("10.9.9.9", 6881)])
+        d = node.bootstrap()
+        for _ in range(50):
+            self.clock.advance(0.01)
+        self.assertEqual(node.routerNodes, {("10.9.9.9", 6881): router.nodeId})
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.assertEqual(node.ipv4.protocol.pendingCount, 0)
+
+
+class SendFailureTests(SynchronousTestCase):
+    """A local send error is ours: the query fails at once and nobody is blamed."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.network = MemoryNetwork(self.clock)
+        self.node = DHTNode(b"\x01" * 20, reactor=self.clock, routers=[])
+        self.network.listen(self.node.ipv4.protocol, ("10.0.0.1", 6881))
+
+    def test_pingFailsAtOnceWithoutPenalty(self) -> None:
+        """A ping whose send fails (no route) fails with SendFailed at once; the contact
+        keeps its record and nothing is left pending."""
+        table = self.node.ipv4.table
+        table.nodeResponded(b"\x05" * 20, ("10.0.0.5", 6881))
+        self.network.failSends("10.0.0.5", OSError(errno.ENETUNREACH, "Network is unreachable"))
+        failure = self.failureResultOf(self.node.ping(("10.0.0.5", 6881)), SendFailed)
+        self.assertIn("Network is unreachable", str(failure.value))
+        contact = table.get(("10.0.0.5", 6881))
+        assert contact is not None
+        self.assertEqual(contact.failures, 0)
+        self.assertEqual(self.node.ipv4.protocol.pendingCount, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_pacedQueriesKeepDraining(self) -> None:
+        """Queries waiting for the outgoing rate still go out after one fails to send."""
+        node = DHTNode(b"\x03" * 20, reactor=self.clock, routers=[], outgoingQueryRate=1)
+        self.network.listen(node.ipv4.protocol, ("10.0.0.3", 6881))
+        peer = DHTNode(b"\x04" * 20, reactor=self.clock, routers=[])
+        self.network.listen(peer.ipv4.protocol, ("10.0.0.4", 6881))
+        self.network.failSends("10.0.0.9", OSError(errno.ENETUNREACH, "Network is unreachable"))
+        pings = [node.ping(("10.0.0.4", 6881)) for _ in range(3)]
+        pings.insert(1, node.ping(("10.0.0.9", 6881)))
+        for _ in range(100):
+            self.clock.advance(0.1)
+        self.failureResultOf(pings[1], SendFailed)
+        for ping in (pings[0], *pings[2:]):
+            self.assertEqual(self.successResultOf(ping), peer.nodeId)
+
+
+class PeriodicJobTests(SynchronousTestCase):
+    """The node drives the stores' periodic work, which outlives its failures."""
+
+    def test_expiryRunsAgainAfterAFailure(self) -> None:
+        """A peer store whose removeExpired raises is called again next interval."""
+        clock = Clock()
+        store = PeerStore(reactor=clock)
+        calls = []
+
+        def removeExpired() -> None:
+            calls.append(clock.seconds())
+            if len(calls) == 1:
+                raise OSError("the store's disk is full")
+
+        store.removeExpired = removeExpired  # type: ignore[method-assign]
+        node = DHTNode(reactor=clock, routers=[], peerStore=store)
+        node.start()
+        self.addCleanup(node.stop)
+        clock.advance(EXPIRY_INTERVAL)
+        clock.advance(EXPIRY_INTERVAL)
+        self.assertEqual(calls, [EXPIRY_INTERVAL, 2 * EXPIRY_INTERVAL])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    def test_tokensRotate(self) -> None:
+        """A token given out stops being valid two rotation intervals later."""
+        clock = Clock()
+        node = DHTNode(reactor=clock, routers=[])
+        node.start()
+        self.addCleanup(node.stop)
+        token = node.tokenStore.generate("10.0.0.2", b"\x07" * 20)
+        clock.advance(node.tokenStore.interval)
+        self.assertTrue(node.tokenStore.validate("10.0.0.2", b"\x07" * 20, token))
+        clock.advance(node.tokenStore.interval)
+        self.assertFalse(node.tokenStore.validate("10.0.0.2", b"\x07" * 20, token))

@@ -1,4 +1,4 @@
-"""Tests for twisted_dht.nodeid: XOR distance, prefixes, random ids and hex parsing."""
+"""Tests for twisted_dht.nodeid: XOR distance, random ids, hex parsing and Identity."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ONES = b"\xff" * 20
 
 
 class DistanceTests(SynchronousTestCase):
-    """XOR distance and common prefix length."""
+    """XOR distance."""
 
     def test_distanceIsXor(self) -> None:
         """The distance is the XOR of the ids read as big-endian integers."""
@@ -31,12 +31,17 @@ class DistanceTests(SynchronousTestCase):
             self.assertEqual(nodeid.distance(a, a), 0)
             self.assertEqual(nodeid.distance(a, b) == 0, a == b)
 
-    def test_commonPrefixLength(self) -> None:
-        """The common prefix counts leading equal bits: 160 for equal ids, 0 for opposites."""
-        self.assertEqual(nodeid.commonPrefixLength(ZERO, ZERO), 160)
-        self.assertEqual(nodeid.commonPrefixLength(ZERO, ONES), 0)
-        self.assertEqual(nodeid.commonPrefixLength(ZERO, nodeid.fromInt(1)), 159)
-        self.assertEqual(nodeid.commonPrefixLength(ZERO, b"\x00\x10" + b"\x00" * 18), 11)
+    def test_distanceBitLengthIsFirstDifferingBit(self) -> None:
+        """160 minus the distance's bit length is the common prefix: 160 for equal ids,
+        0 for opposites, 159 and 11 for ids first differing at those bits."""
+
+        def prefix(a: bytes, b: bytes) -> int:
+            return nodeid.ID_BITS - nodeid.distance(a, b).bit_length()
+
+        self.assertEqual(prefix(ZERO, ZERO), 160)
+        self.assertEqual(prefix(ZERO, ONES), 0)
+        self.assertEqual(prefix(ZERO, nodeid.fromInt(1)), 159)
+        self.assertEqual(prefix(ZERO, b"\x00\x10" + b"\x00" * 18), 11)
 
 
 class ConversionTests(SynchronousTestCase):
@@ -65,7 +70,6 @@ class ConversionTests(SynchronousTestCase):
 
     def test_randomIdInRangeBounds(self) -> None:
         """randomIdInRange stays in [low, high), including one-id and whole-space ranges."""
-        random.seed(3)
         for low, high in [(0, 1), (5, 6), (2**159, 2**160), (0, 2**160), (1000, 1016)]:
             for _ in range(100):
                 value = nodeid.toInt(nodeid.randomIdInRange(low, high))
@@ -101,3 +105,79 @@ class ParseHexTests(SynchronousTestCase):
         error = self.assertRaises(ValueError, nodeid.parseHex, "zz" * 20)
         self.assertIn("not a hexadecimal id", str(error))
         self.assertIn("zz", str(error))
+
+
+class IdentityTests(SynchronousTestCase):
+    """Identity: our node id, shared, changed only through set."""
+
+    def test_randomByDefault(self) -> None:
+        """Without an id, an Identity gets a random 20-byte one, different each time."""
+        ids = {nodeid.Identity().nodeId for _ in range(10)}
+        self.assertEqual({len(i) for i in ids}, {20})
+        self.assertEqual(len(ids), 10)
+
+    def test_givenId(self) -> None:
+        """An Identity made with an id has that id."""
+        self.assertEqual(nodeid.Identity(ONES).nodeId, ONES)
+
+    def test_constructorValidates(self) -> None:
+        """An id that is not 20 bytes is refused at construction."""
+        for bad in (ONES[:19], ONES + b"\x00", b"", "a" * 20):
+            self.assertRaises(ValueError, nodeid.Identity, bad)  # type: ignore[arg-type]
+
+    def test_setChangesId(self) -> None:
+        """set adopts the new id."""
+        identity = nodeid.Identity(ZERO)
+        identity.set(ONES)
+        self.assertEqual(identity.nodeId, ONES)
+
+    def test_setValidatesLength(self) -> None:
+        """set refuses an id that is not 20 bytes, keeps the old id and tells no listener."""
+        identity = nodeid.Identity(ZERO)
+        seen: list[bytes] = []
+        identity.onChange(seen.append)
+        for bad in (ONES[:19], ONES + b"\x00", b"", "a" * 20):
+            self.assertRaises(ValueError, identity.set, bad)  # type: ignore[arg-type]
+        self.assertEqual(identity.nodeId, ZERO)
+        self.assertEqual(seen, [])
+
+    def test_nodeIdReadOnly(self) -> None:
+        """nodeId cannot be assigned: only set changes the id (and tells the listeners)."""
+        identity = nodeid.Identity(ZERO)
+        self.assertRaises(AttributeError, setattr, identity, "nodeId", ONES)
+        self.assertEqual(identity.nodeId, ZERO)
+
+    def test_onChangeListenersCalled(self) -> None:
+        """Every listener is called with the new id on every set, in the order they were
+        registered, after the id has changed."""
+        identity = nodeid.Identity(ZERO)
+        calls: list[tuple[str, bytes, bytes]] = []
+        identity.onChange(lambda new: calls.append(("first", new, identity.nodeId)))
+        identity.onChange(lambda new: calls.append(("second", new, identity.nodeId)))
+        other = nodeid.fromInt(7)
+        identity.set(ONES)
+        identity.set(other)
+        self.assertEqual(
+            calls,
+            [
+                ("first", ONES, ONES),
+                ("second", ONES, ONES),
+                ("first", other, other),
+                ("second", other, other),
+            ],
+        )
+
+    def test_listenerAddedDuringChange(self) -> None:
+        """A listener registered by a listener is called from the next change on."""
+        identity = nodeid.Identity(ZERO)
+        late: list[bytes] = []
+
+        def register(new: bytes) -> None:
+            if not late and new == ONES:
+                identity.onChange(late.append)
+
+        identity.onChange(register)
+        identity.set(ONES)
+        self.assertEqual(late, [])
+        identity.set(ZERO)
+        self.assertEqual(late, [ZERO])

@@ -9,9 +9,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from twisted_dht import bencoding
-from twisted_dht.interfaces import IPeerStore
-from twisted_dht.krpc import Address, packAddress, unpackAddress
-from twisted_dht.peers import PeerStore
+from twisted_dht.addresses import Address, packAddress, unpackAddress
+from twisted_dht.interfaces import IEncodedPeerSource, IPeerStore
+from twisted_dht.peers import PeerStore, encodeStrings
+from twisted_dht.periodic import Periodic
 
 HASH1 = b"\x11" * 20
 HASH2 = b"\x22" * 20
@@ -23,6 +24,21 @@ def peer(i: int) -> Address:
     return (f"192.168.{i // 256}.{i % 256}", 6881 + i % 1000)
 
 
+class EncodeStringsTests(SynchronousTestCase):
+    """encodeStrings, which the handlers use to bencode a plain store's peers."""
+
+    def test_itemsOfAList(self) -> None:
+        """Compact strings of one width encode to the items of a bencoded list."""
+        strings = [packAddress(peer(i)) for i in range(3)]
+        self.assertEqual(bencoding.decode(b"l" + encodeStrings(strings) + b"e"), strings)
+        six = [packAddress(("2001:db8::1", 1)), packAddress(("2001:db8::2", 2))]
+        self.assertEqual(encodeStrings(six), b"18:" + six[0] + b"18:" + six[1])
+
+    def test_empty(self) -> None:
+        """No strings encode to nothing."""
+        self.assertEqual(encodeStrings([]), b"")
+
+
 class PeerStoreTests(SynchronousTestCase):
     """PeerStore with a fake clock, 5 peers per info_hash and 10 info_hashes."""
 
@@ -31,11 +47,45 @@ class PeerStoreTests(SynchronousTestCase):
         self.store = PeerStore(
             peerTTL=30 * MINUTE, maxPeersPerInfoHash=5, maxInfoHashes=10, reactor=self.clock
         )
-        self.addCleanup(self.store.stop)
 
     def test_interface(self) -> None:
-        """PeerStore provides IPeerStore."""
+        """PeerStore provides IPeerStore and its optional fast path IEncodedPeerSource."""
         self.assertTrue(verifyObject(IPeerStore, self.store))
+        self.assertTrue(verifyObject(IEncodedPeerSource, self.store))
+        self.assertTrue(IEncodedPeerSource.providedBy(self.store))
+
+    def test_interfaceSignatures(self) -> None:
+        """The interface's positional calls work: getCompactPeers(infoHash, ipv6, limit)
+        and getEncodedPeers(infoHash, ipv6, limit)."""
+        self.store.addPeer(HASH1, peer(1), False)
+        self.assertEqual(self.store.getCompactPeers(HASH1, False, 10), [packAddress(peer(1))])
+        self.assertEqual(
+            self.store.getEncodedPeers(HASH1, False, 10), b"6:" + packAddress(peer(1))
+        )
+        self.assertEqual(self.store.getCompactPeers(HASH1, True, 10), [])
+
+    def test_reactorRequired(self) -> None:
+        """The reactor is a required keyword: no global reactor is picked up."""
+        self.assertRaises(TypeError, PeerStore)
+
+    def test_invalidSettings(self) -> None:
+        """Caps below 1 and a time to live that is not positive are refused."""
+        for settings in (
+            {"maxPeersPerInfoHash": 0},
+            {"maxInfoHashes": 0},
+            {"peerTTL": 0.0},
+            {"peerTTL": -1.0},
+        ):
+            self.assertRaises(ValueError, PeerStore, reactor=self.clock, **settings)
+
+    def test_noTimers(self) -> None:
+        """The store schedules nothing: after announces, reads and expiry the clock has
+        no pending call."""
+        self.store.addPeer(HASH1, peer(1))
+        self.store.getCompactPeers(HASH1, False, 10)
+        self.clock.advance(31 * MINUTE)
+        self.store.removeExpired()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     # addPeer -------------------------------------------------------------------
 
@@ -125,6 +175,7 @@ class PeerStoreTests(SynchronousTestCase):
         """An unknown info_hash has no peers."""
         self.assertEqual(self.store.getPeers(b"\xff" * 20), [])
         self.assertEqual(self.store.getCompactPeers(b"\xff" * 20), [])
+        self.assertEqual(self.store.getEncodedPeers(b"\xff" * 20), b"")
 
     def test_expiredFiltered(self) -> None:
         """A peer is not returned once its time to live has passed."""
@@ -229,16 +280,16 @@ class PeerStoreTests(SynchronousTestCase):
         self.clock.advance(11 * MINUTE)
         self.assertEqual(stored(), {peer(0), peer(9)})
 
-    # the cached compact list ---------------------------------------------------
+    # reads follow changes -------------------------------------------------------
 
-    def test_cachedListSeesAdd(self) -> None:
+    def test_readSeesAdd(self) -> None:
         """A peer announced after a read is in the next read."""
         self.store.addPeer(HASH1, peer(1))
         self.assertEqual(self.store.getPeers(HASH1), [peer(1)])
         self.store.addPeer(HASH1, peer(2))
         self.assertEqual(self.store.getPeers(HASH1), [peer(1), peer(2)])
 
-    def test_cachedListSeesRefresh(self) -> None:
+    def test_readSeesRefresh(self) -> None:
         """A re-announce after a read moves the peer to the end of the next read."""
         self.store.addPeer(HASH1, peer(1))
         self.store.addPeer(HASH1, peer(2))
@@ -246,20 +297,21 @@ class PeerStoreTests(SynchronousTestCase):
         self.store.addPeer(HASH1, peer(1))
         self.assertEqual(self.store.getPeers(HASH1), [peer(2), peer(1)])
 
-    def test_cachedListSeesExpiry(self) -> None:
-        """A peer that expires after a read is gone from the next read, cleanup or not."""
+    def test_readSeesExpiry(self) -> None:
+        """A peer that expires after a read is gone from the next read, whether or not
+        removeExpired ran."""
         self.store.addPeer(HASH1, peer(1))
         self.clock.advance(10 * MINUTE)
         self.store.addPeer(HASH1, peer(2))
         self.assertEqual(self.store.getPeers(HASH1), [peer(1), peer(2)])
         self.clock.advance(25 * MINUTE)
         self.assertEqual(self.store.getPeers(HASH1), [peer(2)])
-        self.store.cleanup()
+        self.store.removeExpired()
         self.assertEqual(self.store.getPeers(HASH1), [peer(2)])
         self.clock.advance(10 * MINUTE)
         self.assertEqual(self.store.getPeers(HASH1), [])
 
-    def test_cachedListSeesCapEviction(self) -> None:
+    def test_readSeesCapEviction(self) -> None:
         """A peer pushed out by the cap after a read is gone from the next read."""
         for i in range(5):
             self.store.addPeer(HASH1, peer(i))
@@ -267,21 +319,53 @@ class PeerStoreTests(SynchronousTestCase):
         self.store.addPeer(HASH1, peer(5))
         self.assertEqual(self.store.getPeers(HASH1), [peer(i) for i in range(1, 6)])
 
-    def test_cachedListNotShared(self) -> None:
+    def test_returnedListNotShared(self) -> None:
         """Mutating a returned list does not change what the next read returns."""
         self.store.addPeer(HASH1, peer(1))
         self.store.getCompactPeers(HASH1).append(b"garbage")
         self.assertEqual(self.store.getCompactPeers(HASH1), [packAddress(peer(1))])
 
-    def test_sampleMatchesSlotSample(self) -> None:
-        """With a seeded random, a limited read draws the same peers as sampling slots."""
+    def test_encodedReadSeesEveryChange(self) -> None:
+        """Repeated getEncodedPeers reads follow adds, refreshes, cap evictions and expiry,
+        each read equal to the bencoded getCompactPeers."""
+
+        def check(expected: list[Address]) -> None:
+            self.assertEqual(
+                self.store.getEncodedPeers(HASH1),
+                encodeStrings([packAddress(address) for address in expected]),
+            )
+            self.assertEqual(
+                self.store.getEncodedPeers(HASH1),
+                encodeStrings(self.store.getCompactPeers(HASH1)),
+            )
+
+        self.store.addPeer(HASH1, peer(1))
+        check([peer(1)])
+        self.store.addPeer(HASH1, peer(2))
+        check([peer(1), peer(2)])
+        self.store.addPeer(HASH1, peer(1))
+        check([peer(2), peer(1)])
+        for i in range(3, 7):
+            self.store.addPeer(HASH1, peer(i))
+        check([peer(1), peer(3), peer(4), peer(5), peer(6)])  # peer(2) evicted by the cap
+        self.clock.advance(31 * MINUTE)
+        check([])
+
+    def test_sampleIsUniform(self) -> None:
+        """Limited reads draw every stored peer, none much more often than the others: a
+        sample of 10 of 100 peers, 400 times, draws each about 40 times."""
         store = PeerStore(maxPeersPerInfoHash=100, reactor=self.clock)
         for i in range(100):
             store.addPeer(HASH1, peer(i))
-        random.seed(3)
-        sample = store.getPeers(HASH1, limit=10)
-        random.seed(3)
-        self.assertEqual(sample, [peer(i) for i in random.sample(range(100), 10)])
+        counts = dict.fromkeys((peer(i) for i in range(100)), 0)
+        for _ in range(400):
+            for address in store.getPeers(HASH1, limit=10):
+                counts[address] += 1
+        self.assertEqual(len(counts), 100)
+        # Binomial(400, 0.1): mean 40, standard deviation 6; 10 and 80 are 5 and 6.7
+        # deviations away, a chance below 1e-5 over all 100 peers.
+        self.assertGreater(min(counts.values()), 10)
+        self.assertLess(max(counts.values()), 80)
 
     # families ------------------------------------------------------------------
 
@@ -299,8 +383,18 @@ class PeerStoreTests(SynchronousTestCase):
     def test_IPv6Only(self) -> None:
         """An info_hash with only IPv6 peers has peers but none for IPv4."""
         self.store.addPeer(HASH1, ("2001:db8::1", 6881))
-        self.assertTrue(self.store.hasPeers(HASH1))
+        self.assertEqual(self.store.getPeers(HASH1, ipv6=True), [("2001:db8::1", 6881)])
         self.assertEqual(self.store.getPeers(HASH1), [])
+        self.assertEqual(self.store.getEncodedPeers(HASH1), b"")
+        self.assertEqual(self.store.infoHashCount(), 1)
+
+    def test_zonedIPv6(self) -> None:
+        """A zoned IPv6 address is stored as the bare address: the zone is not part of
+        the compact form, so both spellings are one peer."""
+        self.store.addPeer(HASH1, ("fe80::1%eth0", 6881))
+        self.store.addPeer(HASH1, ("fe80::1", 6881))
+        self.assertEqual(self.store.getPeers(HASH1, ipv6=True), [("fe80::1", 6881)])
+        self.assertEqual(self.store.peerCount(), 1)
 
     def test_IPv6DedupeAndCap(self) -> None:
         """IPv6 peers are deduplicated and capped like IPv4 peers, separately from them."""
@@ -313,94 +407,82 @@ class PeerStoreTests(SynchronousTestCase):
         )
         self.assertEqual(self.store.getPeers(HASH1), [("10.0.0.1", 6881)])
 
-    # hasPeers ------------------------------------------------------------------
+    # removeExpired -------------------------------------------------------------
 
-    def test_hasPeersUnknown(self) -> None:
-        """An unknown info_hash has no peers."""
-        self.assertFalse(self.store.hasPeers(HASH1))
-
-    def test_hasPeersStored(self) -> None:
-        """An info_hash with a stored peer has peers."""
-        self.store.addPeer(HASH1, ("192.168.1.1", 6881))
-        self.assertTrue(self.store.hasPeers(HASH1))
-
-    def test_hasPeersAllExpired(self) -> None:
-        """An info_hash whose peers all expired has no peers."""
+    def test_removeExpiredDropsExpired(self) -> None:
+        """removeExpired drops expired peers from the count."""
         self.store.addPeer(HASH1, ("192.168.1.1", 6881))
         self.clock.advance(31 * MINUTE)
-        self.assertFalse(self.store.hasPeers(HASH1))
-
-    # cleanup -------------------------------------------------------------------
-
-    def test_cleanupRemovesExpired(self) -> None:
-        """Cleanup drops expired peers from the count."""
-        self.store.addPeer(HASH1, ("192.168.1.1", 6881))
-        self.clock.advance(31 * MINUTE)
-        self.store.cleanup()
+        self.store.removeExpired()
         self.assertEqual(self.store.peerCount(), 0)
 
-    def test_cleanupRemovesEmptyInfoHashes(self) -> None:
-        """Cleanup drops info_hashes left without peers."""
+    def test_removeExpiredDropsEmptyInfoHashes(self) -> None:
+        """removeExpired drops info_hashes left without peers."""
         self.store.addPeer(HASH1, ("192.168.1.1", 6881))
         self.clock.advance(31 * MINUTE)
-        self.store.cleanup()
+        self.store.removeExpired()
         self.assertEqual(self.store.infoHashCount(), 0)
 
-    def test_cleanupPreservesValid(self) -> None:
-        """Cleanup keeps peers that have not expired."""
+    def test_removeExpiredKeepsValid(self) -> None:
+        """removeExpired keeps peers that have not expired."""
         self.store.addPeer(HASH1, ("192.168.1.1", 6881))
         self.store.addPeer(HASH1, ("192.168.1.2", 6882))
         self.clock.advance(10 * MINUTE)
-        self.store.cleanup()
+        self.store.removeExpired()
         self.assertEqual(len(self.store.getPeers(HASH1)), 2)
 
-    def test_cleanupPartial(self) -> None:
-        """Cleanup drops the expired peers of a family and keeps the rest of the swarm."""
+    def test_removeExpiredPartial(self) -> None:
+        """removeExpired drops the expired peers of a family and keeps the rest of the
+        swarm."""
         self.store.addPeer(HASH1, ("192.168.1.1", 6881))
         self.store.addPeer(HASH1, ("2001:db8::1", 6881))
         self.clock.advance(20 * MINUTE)
         self.store.addPeer(HASH1, ("192.168.1.2", 6882))
         self.clock.advance(15 * MINUTE)
-        self.store.cleanup()
+        self.store.removeExpired()
         self.assertEqual(self.store.peerCount(), 1)
         self.assertEqual(self.store.infoHashCount(), 1)
         self.assertEqual(self.store.getPeers(HASH1), [("192.168.1.2", 6882)])
         self.store.addPeer(HASH1, ("2001:db8::1", 6881))
         self.assertEqual(self.store.getPeers(HASH1, ipv6=True), [("2001:db8::1", 6881)])
 
-    def test_periodicCleanup(self) -> None:
-        """Once started, cleanup runs every cleanupInterval on the injected clock."""
-        self.store.start()
-        self.store.start()
-        self.assertTrue(self.store.running)
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
-        self.store.addPeer(HASH1, ("192.168.1.1", 6881))
-        self.clock.advance(25 * MINUTE)
+    def test_countsAreUntilRemoveExpired(self) -> None:
+        """The counts include expired peers until removeExpired runs, then drop them."""
+        self.store.addPeer(HASH1, peer(1))
+        self.store.addPeer(HASH2, peer(2))
+        self.clock.advance(31 * MINUTE)
+        self.assertEqual((self.store.peerCount(), self.store.infoHashCount()), (2, 2))
+        self.assertEqual(self.store.getPeers(HASH1), [])
+        self.store.removeExpired()
+        self.assertEqual((self.store.peerCount(), self.store.infoHashCount()), (0, 0))
+
+    def test_removeExpiredWithNothingStored(self) -> None:
+        """removeExpired on an empty store, or twice in a row, changes nothing."""
+        self.store.removeExpired()
+        self.store.addPeer(HASH1, peer(1))
+        self.store.removeExpired()
+        self.store.removeExpired()
+        self.assertEqual(self.store.getPeers(HASH1), [peer(1)])
         self.assertEqual(self.store.peerCount(), 1)
-        self.clock.advance(5 * MINUTE)
-        self.assertEqual(self.store.peerCount(), 0)
-        self.assertEqual(self.store.infoHashCount(), 0)
 
-    def test_stopLeavesNoDelayedCall(self) -> None:
-        """Stopping cancels the cleanup timer, and stopping again is harmless."""
-        self.store.start()
-        self.store.stop()
-        self.store.stop()
-        self.assertFalse(self.store.running)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    def test_failedCleanupLogged(self) -> None:
-        """A failing cleanup is logged and stops the loop instead of going unnoticed."""
-
-        class BrokenStore(PeerStore):
-            def cleanup(self) -> None:
-                raise RuntimeError("bug")
-
-        store = BrokenStore(reactor=self.clock)
-        store.start()
-        self.clock.advance(5 * MINUTE)
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertFalse(store.running)
+    def test_expiryDrivenPeriodically(self) -> None:
+        """removeExpired run as the node runs it, by a Periodic on the same Clock, frees
+        each peer at the first run after its time to live."""
+        job = Periodic(self.store.removeExpired, 5 * MINUTE, self.clock, "Peer expiry")
+        job.start()
+        self.addCleanup(job.stop)
+        self.store.addPeer(HASH1, peer(1))
+        self.clock.advance(12 * MINUTE)
+        self.store.addPeer(HASH2, peer(2))
+        for _ in range(5):
+            self.clock.advance(5 * MINUTE)  # 37 min: peer(1) expired at 30, freed at 35
+        self.assertEqual(self.store.peerCount(), 1)
+        self.assertEqual(self.store.infoHashCount(), 1)
+        self.assertEqual(self.store.getPeers(HASH2), [peer(2)])
+        for _ in range(2):
+            self.clock.advance(5 * MINUTE)  # 47 min: peer(2) expired at 42, freed at 45
+        self.assertEqual((self.store.peerCount(), self.store.infoHashCount()), (0, 0))
+        self.assertEqual(job.failures, 0)
 
     # counts and caps -----------------------------------------------------------
 
@@ -426,9 +508,10 @@ class PeerStoreTests(SynchronousTestCase):
             self.store.addPeer(infoHash, ("192.168.1.1", 6881))
         self.store.addPeer(hashes[0], ("192.168.1.2", 6881))
         self.store.addPeer(hashes[10], ("192.168.1.1", 6881))
-        self.assertTrue(self.store.hasPeers(hashes[0]))
-        self.assertFalse(self.store.hasPeers(hashes[1]))
-        self.assertTrue(self.store.hasPeers(hashes[2]))
+        self.assertEqual(len(self.store.getPeers(hashes[0])), 2)
+        self.assertEqual(self.store.getPeers(hashes[1]), [])
+        self.assertEqual(self.store.getPeers(hashes[2]), [("192.168.1.1", 6881)])
+        self.assertEqual(self.store.infoHashCount(), 10)
         self.assertEqual(self.store.peerCount(), 11)
 
     def test_capsUnderFlood(self) -> None:
@@ -458,6 +541,24 @@ class PeerStoreTests(SynchronousTestCase):
         self.store.addPeer(HASH2, ("192.168.1.3", 6883))
         self.assertEqual(self.store.peerCount(), 3)
 
+    def test_sampleInfoHashes(self) -> None:
+        """sampleInfoHashes gives up to count distinct stored info_hashes, all of them when
+        fewer are stored, and over repeated calls every one of them."""
+        self.assertEqual(self.store.sampleInfoHashes(5), [])
+        hashes = {bytes([i]) * 20 for i in range(8)}
+        for infoHash in hashes:
+            self.store.addPeer(infoHash, peer(1))
+        seen: set[bytes] = set()
+        for _ in range(50):
+            sample = self.store.sampleInfoHashes(3)
+            self.assertEqual(len(sample), 3)
+            self.assertEqual(len(set(sample)), 3)
+            self.assertLessEqual(set(sample), hashes)
+            seen.update(sample)
+        self.assertEqual(seen, hashes)
+        self.assertEqual(set(self.store.sampleInfoHashes(100)), hashes)
+        self.assertEqual(self.store.sampleInfoHashes(0), [])
+
     def test_seedCount(self) -> None:
         """seedCount counts non-expired seeds, and a re-announce updates the seed flag."""
         self.store.addPeer(HASH1, ("192.168.1.1", 6881), seed=True)
@@ -472,15 +573,6 @@ class PeerStoreTests(SynchronousTestCase):
         self.store.addPeer(HASH1, ("192.168.1.3", 6883), seed=True)
         self.clock.advance(15 * MINUTE)
         self.assertEqual(self.store.seedCount(HASH1), 1)
-
-    def test_clear(self) -> None:
-        """clear forgets every peer and info_hash."""
-        self.store.addPeer(HASH1, ("192.168.1.1", 6881))
-        self.store.addPeer(HASH2, ("192.168.1.2", 6882))
-        self.store.clear()
-        self.assertEqual(self.store.infoHashCount(), 0)
-        self.assertEqual(self.store.peerCount(), 0)
-        self.assertFalse(self.store.hasPeers(HASH1))
 
     def test_clockSteppingBack(self) -> None:
         """A reactor clock that steps back neither unsorts nor resurrects peers."""

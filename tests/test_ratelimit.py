@@ -9,6 +9,8 @@ from twisted_dht.ratelimit import DoSBlocker, TokenBucket
 
 
 class TokenBucketTests(SynchronousTestCase):
+    """TokenBucket on a Clock."""
+
     def setUp(self) -> None:
         self.clock = Clock()
 
@@ -64,12 +66,47 @@ class TokenBucketTests(SynchronousTestCase):
         self.assertAlmostEqual(bucket.delay(2), 0.5)
 
     def test_invalidArguments(self) -> None:
-        """A negative rate, or a burst below one token, is refused."""
+        """A negative rate, or a burst below one token, is refused, at construction and by
+        setRate."""
         self.assertRaises(ValueError, TokenBucket, -1, reactor=self.clock)
         self.assertRaises(ValueError, TokenBucket, 10, 0.5, reactor=self.clock)
+        bucket = TokenBucket(10, reactor=self.clock)
+        self.assertRaises(ValueError, bucket.setRate, -1)
+        self.assertRaises(ValueError, bucket.setRate, 10, 0.5)
+
+    def test_enableAtRuntime(self) -> None:
+        """A bucket disabled at construction limits once setRate gives it a rate."""
+        bucket = TokenBucket(0, reactor=self.clock)
+        self.clock.advance(100)
+        bucket.setRate(10, 20)
+        self.assertTrue(bucket.enabled)
+        self.assertEqual(sum(bucket.take() for _ in range(25)), 20)
+        self.clock.advance(0.5)
+        self.assertEqual(sum(bucket.take() for _ in range(10)), 5)
+
+    def test_disableAtRuntime(self) -> None:
+        """setRate(0) turns a limiting bucket off: everything is taken."""
+        bucket = TokenBucket(10, 20, reactor=self.clock)
+        bucket.take(20)
+        bucket.setRate(0)
+        self.assertFalse(bucket.enabled)
+        self.assertTrue(all(bucket.take(10**9) for _ in range(100)))
+
+    def test_setRateDefaultBurst(self) -> None:
+        """setRate without a burst gives one second's worth, and the bucket starts full."""
+        bucket = TokenBucket(10, 20, reactor=self.clock)
+        bucket.take(20)
+        bucket.setRate(4)
+        self.assertEqual(sum(bucket.take() for _ in range(10)), 4)
+
+    def test_reactorRequired(self) -> None:
+        """The reactor is a required keyword: no global reactor is picked up."""
+        self.assertRaises(TypeError, TokenBucket, 10)
 
 
 class DoSBlockerTests(SynchronousTestCase):
+    """DoSBlocker on a Clock, at libtorrent's 5 datagrams a second."""
+
     def setUp(self) -> None:
         self.clock = Clock()
         self.blocker = DoSBlocker(5, reactor=self.clock)
@@ -86,7 +123,7 @@ class DoSBlockerTests(SynchronousTestCase):
         """The 51st datagram within 10 s blocks the IP (5/s averaged over 10 s)."""
         self.assertEqual(self.flood("1.2.3.4", 50), 50)
         self.assertFalse(self.blocker.allow("1.2.3.4"))
-        self.assertTrue(self.blocker.isBlocked("1.2.3.4"))
+        self.assertFalse(self.blocker.allow("1.2.3.4"))
         self.assertEqual(self.blocker.blocks, 1)
 
     def test_steadyRateUnderLimitNeverBlocked(self) -> None:
@@ -94,13 +131,13 @@ class DoSBlockerTests(SynchronousTestCase):
         self.assertEqual(self.flood("1.2.3.4", 2700, 1 / 4.5), 2700)
 
     def test_blockLastsFiveMinutes(self) -> None:
-        """A blocked IP is ignored for 300 s, then served again."""
+        """A blocked IP is ignored for 300 s, then served again with a fresh window."""
         self.flood("1.2.3.4", 51)
         self.clock.advance(299)
         self.assertFalse(self.blocker.allow("1.2.3.4"))
         self.clock.advance(1)
-        self.assertTrue(self.blocker.allow("1.2.3.4"))
-        self.assertFalse(self.blocker.isBlocked("1.2.3.4"))
+        self.assertEqual(self.flood("1.2.3.4", 50), 50)
+        self.assertEqual(self.blocker.blocks, 1)
 
     def test_otherIPsUnaffected(self) -> None:
         """Blocking one IP does not block another."""
@@ -117,13 +154,51 @@ class DoSBlockerTests(SynchronousTestCase):
             blocker.allow("1.1.1.1")
         for i in range(99):
             blocker.allow(f"2.2.2.{i}")
-        self.assertTrue(blocker.isBlocked("1.1.1.1"))
+        self.assertFalse(blocker.allow("1.1.1.1"))  # still tracked, so still blocked
+        for i in range(100):
+            blocker.allow(f"3.3.3.{i}")
+        self.assertEqual(len(blocker), 100)
+        self.assertTrue(blocker.allow("1.1.1.1"))  # forgotten: served again
 
     def test_zeroRateDisables(self) -> None:
         """A blocker of rate 0 allows everything and tracks nothing."""
         blocker = DoSBlocker(0, reactor=self.clock)
+        self.assertFalse(blocker.enabled)
         self.assertTrue(all(blocker.allow("1.2.3.4") for _ in range(10000)))
         self.assertEqual(len(blocker), 0)
+
+    def test_enableAtRuntime(self) -> None:
+        """A blocker disabled at construction blocks floods once setRate gives it a rate."""
+        blocker = DoSBlocker(0, reactor=self.clock)
+        self.assertTrue(all(blocker.allow("1.2.3.4") for _ in range(1000)))
+        blocker.setRate(5)
+        self.assertTrue(blocker.enabled)
+        self.assertEqual(sum(blocker.allow("1.2.3.4") for _ in range(60)), 50)
+        self.assertEqual(blocker.blocks, 1)
+
+    def test_changeRateAtRuntime(self) -> None:
+        """setRate changes the threshold for later datagrams: at 1/s over 10 s, the 11th
+        datagram in a window blocks."""
+        self.blocker.setRate(1)
+        self.assertEqual(self.flood("1.2.3.4", 20), 10)
+
+    def test_disableAtRuntime(self) -> None:
+        """setRate(0) stops blocking new floods; an IP already blocked stays blocked."""
+        self.flood("1.2.3.4", 51)
+        self.blocker.setRate(0)
+        self.assertFalse(self.blocker.enabled)
+        self.assertEqual(self.flood("5.6.7.8", 1000), 1000)
+        self.blocker.setRate(5)
+        self.assertFalse(self.blocker.allow("1.2.3.4"))
+
+    def test_negativeRateRefused(self) -> None:
+        """A negative rate is refused by the constructor and by setRate."""
+        self.assertRaises(ValueError, DoSBlocker, -1, reactor=self.clock)
+        self.assertRaises(ValueError, self.blocker.setRate, -1)
+
+    def test_reactorRequired(self) -> None:
+        """The reactor is a required keyword: no global reactor is picked up."""
+        self.assertRaises(TypeError, DoSBlocker, 5)
 
     def test_exemptNeverBlocked(self) -> None:
         """An IP the exempt predicate accepts is never blocked."""

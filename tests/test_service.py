@@ -1,78 +1,55 @@
-"""Tests for L{twisted_dht.service.DHTService} on real loopback sockets."""
+"""Tests for L{twisted_dht.service.DHTService} on the in-memory reactor (no sockets, no
+wall clock); the real sockets are in test_integration, test_e2e and test_interop."""
 
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any
 
 from twisted.application.service import MultiService
-from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import LoopingCall, deferLater
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, globalLogPublisher
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_dht import krpc
+from twisted_dht.addresses import Address, packAddress
 from twisted_dht.service import DHTService
-from twisted_dht.state import NodeState, readState, saveState
+from twisted_dht.state import SavedState, readState, saveState
+from twisted_dht.testing import MemoryReactor
 
 from .test_cli import temporaryDirectory
 
-reactor: Any = _reactor
 HASH = bytes.fromhex("0123456789abcdef0123456789abcdef01234567")
 ID = bytes(range(20))
 
 
 class PingClient(DatagramProtocol):
-    """A plain UDP socket that sends one KRPC ping and fires with the decoded reply."""
+    """A plain UDP socket that sends one KRPC ping and keeps the decoded reply."""
 
     def __init__(self) -> None:
-        self.reply: Deferred[krpc.Message] = Deferred()
+        self.replies: list[krpc.Message] = []
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         message = krpc.decodeMessage(datagram)
-        if isinstance(message, krpc.Query):
-            return  # the node may query us back
-        if message.tid == b"pi" and not self.reply.called:
-            self.reply.callback(message)
+        if not isinstance(message, krpc.Query):  # the node may query us back
+            self.replies.append(message)
 
-    def ping(self, address: tuple[str, int]) -> Deferred[krpc.Message]:
+    def ping(self, address: Address) -> None:
         assert self.transport is not None
         self.transport.write(krpc.encodeQuery(b"pi", b"ping", {b"id": b"c" * 20}), address)
-        return self.reply
 
 
-def ours(call: IDelayedCall) -> bool:
-    """Whether a DelayedCall runs code of twisted_dht (directly or through a LoopingCall)."""
-    func = call.func  # type: ignore[attr-defined]
-    if isinstance(func, LoopingCall):
-        func = func.f
-    owner = getattr(func, "__self__", None)
-    modules = [getattr(func, "__module__", None) or "", type(owner).__module__]
-    return any(module.startswith("twisted_dht") for module in modules)
-
-
-def ipv6Loopback() -> bool:
-    """Whether this machine can bind ::1."""
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-class DHTServiceTests(TestCase):
+class DHTServiceTests(SynchronousTestCase):
     """DHTService binds, answers, saves its state and cleans up after itself."""
 
     def setUp(self) -> None:
         directory = temporaryDirectory(self)
         self.statePath = os.path.join(directory, "dht.state")
+        self.reactor = MemoryReactor()
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
 
     def makeService(self, **kwargs: Any) -> DHTService:
         options: dict[str, Any] = {
@@ -81,7 +58,7 @@ class DHTServiceTests(TestCase):
             "ipv6": False,
             "bootstrap": False,
             "statePath": self.statePath,
-            "reactor": reactor,
+            "reactor": self.reactor,
         }
         options.update(kwargs)
         return DHTService(**options)
@@ -91,6 +68,21 @@ class DHTServiceTests(TestCase):
         self.addCleanup(lambda: service.stopService() if service.running else None)
         return service
 
+    def stop(self, service: DHTService) -> None:
+        self.successResultOf(service.stopService())
+
+    def logged(self, level: LogLevel) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["log_level"] == level]
+
+    def ping(self, address: Address, interface: str = "127.0.0.1") -> list[krpc.Message]:
+        client = PingClient()
+        port = self.reactor.listenUDP(0, client, interface=interface)
+        self.addCleanup(port.stopListening)
+        client.ping(address)
+        for _ in range(10):  # a round trip, at the network's latency
+            self.reactor.advance(0.01)
+        return client.replies
+
     def test_startBindsLoopback(self) -> None:
         """Starting binds 127.0.0.1 on a free port that is read back from the socket."""
         service = self.start(self.makeService())
@@ -99,52 +91,54 @@ class DHTServiceTests(TestCase):
         self.assertNotEqual(port, 0)
         assert service.node is not None
         self.assertTrue(service.node.running)
-        self.assertIsNone(service.node.protocol6.transport)
+        self.assertIsNone(service.node.ipv6.protocol.transport)
 
     def test_noBootstrap(self) -> None:
-        """Without bootstrap the node has no routers and sends no query."""
+        """Without bootstrap, routers or saved nodes, the node sends no query and logs no
+        warning, however long it runs (it waits to be contacted)."""
         service = self.start(self.makeService())
         node = service.node
         assert node is not None
         self.assertEqual(node.routers, [])
+        for _ in range(60):
+            self.reactor.advance(60)
         self.assertEqual(node.stats()["queriesOut"], {})
-        self.assertEqual(node.protocol4.pendingCount, 0)
+        self.assertEqual(node.ipv4.protocol.pendingCount, 0)
+        self.assertEqual(self.logged(LogLevel.warn), [])
 
-    async def test_answersPing(self) -> None:
-        """A real UDP ping from a plain DatagramProtocol gets a reply with the node's id."""
+    def test_answersPing(self) -> None:
+        """A ping from a plain DatagramProtocol gets a reply with the node's id."""
         service = self.start(self.makeService())
-        client = PingClient()
-        port = reactor.listenUDP(0, client, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
-        reply = await client.ping(service.addresses()[0]).addTimeout(5, reactor)
+        [reply] = self.ping(service.addresses()[0])
         assert service.node is not None
         self.assertIsInstance(reply, krpc.Response)
         self.assertEqual(reply.tid, b"pi")
-        self.assertEqual(reply.nodeId, service.node.nodeId)
+        self.assertEqual(reply.nodeId, service.node.nodeId)  # type: ignore[union-attr]
 
-    async def test_stopSavesStateAndLeavesNoDelayedCall(self) -> None:
+    def test_stopSavesStateAndLeavesNoDelayedCall(self) -> None:
         """Stopping saves the state file, closes the socket and leaves no DelayedCall."""
         service = self.start(self.makeService(statsInterval=1.0, saveInterval=1.0))
         node = service.node
         assert node is not None
-        self.assertTrue([call for call in reactor.getDelayedCalls() if ours(call)])
-        await service.stopService()
+        self.reactor.advance(5)
+        self.assertNotEqual(self.reactor.getDelayedCalls(), [])
+        self.stop(service)
         self.assertFalse(service.running)
-        self.assertIsNone(node.protocol4.transport)
+        self.assertIsNone(node.ipv4.protocol.transport)
         self.assertFalse(node.running)
         self.assertEqual(readState(self.statePath).nodeId, node.nodeId)
-        self.assertEqual([call for call in reactor.getDelayedCalls() if ours(call)], [])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
-    async def test_restartReusesNodeId(self) -> None:
+    def test_restartReusesNodeId(self) -> None:
         """A new service with the same state file, or the same one restarted, keeps its id."""
         first = self.start(self.makeService())
         assert first.node is not None
         nodeId = first.node.nodeId
-        await first.stopService()
+        self.stop(first)
         second = self.start(self.makeService())
         assert second.node is not None
         self.assertEqual(second.node.nodeId, nodeId)
-        await second.stopService()
+        self.stop(second)
         second.startService()
         self.addCleanup(second.stopService)
         assert second.node is not None
@@ -156,84 +150,83 @@ class DHTServiceTests(TestCase):
         service = self.start(self.makeService())
         assert service.node is not None
         service.node.setNodeId(b"\x42" * 20)
-        saved = readState(self.statePath)
-        self.assertEqual(saved.nodeId, b"\x42" * 20)
+        self.assertEqual(readState(self.statePath).nodeId, b"\x42" * 20)
 
     def test_nodeIdOptionWins(self) -> None:
         """An explicit node id wins over the state file's; saved nodes become known nodes."""
-        saveState(self.statePath, NodeState(bytes(20), nodes=((b"n" * 20, ("10.0.0.1", 9)),)))
+        saveState(self.statePath, SavedState(bytes(20), nodes=((b"n" * 20, ("10.0.0.1", 9)),)))
         service = self.start(self.makeService(nodeId=ID, nodes=[("127.0.0.2", 7)]))
         assert service.node is not None
         self.assertEqual(service.node.nodeId, ID)
         self.assertEqual(service.node.knownNodes, [("10.0.0.1", 9), ("127.0.0.2", 7)])
 
-    async def test_savedNodesKeptWhileTableEmpty(self) -> None:
+    def test_savedNodesKeptWhileTableEmpty(self) -> None:
         """Stopping before any saved node answered keeps the saved nodes in the file."""
-        saved = NodeState(ID, nodes=((b"n" * 20, ("10.0.0.1", 9)),))
+        saved = SavedState(ID, nodes=((b"n" * 20, ("10.0.0.1", 9)),))
         saveState(self.statePath, saved)
         service = self.start(self.makeService())
-        await service.stopService()
+        self.stop(service)
         self.assertEqual(readState(self.statePath), saved)
 
-    async def test_corruptStateStartsFresh(self) -> None:
+    def test_corruptStateStartsFresh(self) -> None:
         """A corrupt state file is moved aside and the node starts with a fresh id."""
         with open(self.statePath, "w") as f:
             f.write("not json")
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
         service = self.start(self.makeService())
         self.assertTrue(os.path.exists(self.statePath + ".corrupt"))
-        self.assertEqual(len([e for e in events if e["log_level"] == LogLevel.warn]), 1)
-        await service.stopService()
+        self.assertEqual(len(self.logged(LogLevel.warn)), 1)
+        self.stop(service)
+        assert service.node is not None
+        self.assertEqual(readState(self.statePath).nodeId, service.node.nodeId)
+
+    def test_failedSaveRetriedNextInterval(self) -> None:
+        """A state save that fails (the directory went away) is logged, and the next
+        interval saves again."""
+        service = self.start(self.makeService(saveInterval=10.0))
+        directory = os.path.dirname(self.statePath)
+        os.rename(directory, directory + ".gone")
+        try:
+            self.reactor.advance(10)
+        finally:
+            os.rename(directory + ".gone", directory)
+        self.assertEqual(len(self.logged(LogLevel.error)), 1)
+        self.assertFalse(os.path.exists(self.statePath))
+        self.reactor.advance(10)
         assert service.node is not None
         self.assertEqual(readState(self.statePath).nodeId, service.node.nodeId)
 
     def test_ipv4BindFailure(self) -> None:
         """A port that cannot be bound raises CannotListenError from startService."""
-        taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(taken.close)
-        taken.bind(("127.0.0.1", 0))
-        service = self.makeService(port=taken.getsockname()[1])
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        taken = self.reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1")
+        service = self.makeService(port=taken.getHost().port)  # type: ignore[attr-defined]
         self.assertRaises(CannotListenError, service.startService)
         self.assertFalse(service.running)
-        self.assertTrue([e for e in events if e["log_level"] == LogLevel.error])
+        self.assertTrue(self.logged(LogLevel.error))
 
     def test_dualStackSamePort(self) -> None:
-        """With IPv6 the node binds ::1 on the same port as 127.0.0.1."""
-        if not ipv6Loopback():
-            raise self.skipTest("no IPv6 loopback")
+        """With IPv6 the node binds ::1 on the same port as 127.0.0.1, and answers there."""
         service = self.start(self.makeService(ipv6=True, interface6="::1"))
         [(host4, port4), (host6, port6)] = service.addresses()
         self.assertEqual((host4, host6), ("127.0.0.1", "::1"))
         self.assertEqual(port4, port6)
-
-    async def test_answersPingOverIPv6(self) -> None:
-        """The IPv6 socket answers a real ping."""
-        if not ipv6Loopback():
-            raise self.skipTest("no IPv6 loopback")
-        service = self.start(self.makeService(ipv6=True, interface6="::1"))
-        client = PingClient()
-        port = reactor.listenUDP(0, client, interface="::1")
-        self.addCleanup(port.stopListening)
-        reply = await client.ping(service.addresses()[1]).addTimeout(5, reactor)
+        [reply] = self.ping(("::1", port6), interface="::1")
         assert service.node is not None
         self.assertEqual(reply.nodeId, service.node.nodeId)  # type: ignore[union-attr]
 
     def test_ipv6BindFailureContinues(self) -> None:
         """When IPv6 cannot be bound the service logs one warning and runs IPv4-only."""
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
-        service = self.start(self.makeService(ipv6=True, interface6="2001:db8::1"))
+        self.reactor.listenUDP(6881, DatagramProtocol(), interface="::1")
+        service = self.start(self.makeService(port=6881, ipv6=True, interface6="::1"))
         self.assertEqual(len(service.addresses()), 1)
-        warnings = [e for e in events if e["log_level"] == LogLevel.warn]
-        self.assertEqual(len(warnings), 1)
-        self.assertIn("IPv6 disabled", warnings[0]["log_format"])
+        [warning] = self.logged(LogLevel.warn)
+        self.assertIn("IPv6 disabled", warning["log_format"])
 
     def test_statsLine(self) -> None:
         """logStats logs one line with table sizes, peers, query rates and drops."""
         service = self.start(self.makeService())
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        before = len(self.events)
         service.logStats()
-        [event] = events
+        [event] = list(self.events)[before:]
         for key in ("nodes4", "nodes6", "peers", "infoHashes", "rateIn", "rateOut", "drops"):
             self.assertIn(key, event)
 
@@ -243,11 +236,14 @@ class DHTServiceTests(TestCase):
         service = self.makeService()
         service.setServiceParent(parent)
         parent.startService()
-        self.addCleanup(parent.stopService)
         self.assertTrue(service.running)
         self.assertEqual(len(service.addresses()), 1)
+        stopped: Deferred[Any] = parent.stopService()  # type: ignore[no-untyped-call]
+        self.successResultOf(stopped)
+        self.assertFalse(service.running)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
 
-    async def test_keepsAnnounced(self) -> None:
+    def test_keepsAnnounced(self) -> None:
         """A node joined through another keeps its --announce hashes announced there."""
         first = self.start(self.makeService())
         address = first.addresses()[0]
@@ -262,9 +258,10 @@ class DHTServiceTests(TestCase):
             )
         )
         assert first.node is not None and second.node is not None
-        for _ in range(100):
-            if first.node.peerStore.hasPeers(HASH):
-                break
-            await deferLater(reactor, 0.1)
-        self.assertEqual(first.node.peerStore.getPeers(HASH), [("127.0.0.1", 5555)])
+        for _ in range(1000):
+            self.reactor.advance(0.01)
+        self.assertEqual(
+            first.node.peerStore.getCompactPeers(HASH, False, 10),
+            [packAddress(("127.0.0.1", 5555))],
+        )
         self.assertEqual(second.node.announcing(), [HASH])

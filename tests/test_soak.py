@@ -45,7 +45,7 @@ class CountingTransport(FakeDatagramTransport):
         self.count = 0
         self.last: tuple[bytes, Any] | None = None
 
-    def write(self, packet: bytes, addr: Any = None) -> None:
+    def record(self, packet: bytes, addr: Any) -> None:
         self.count += 1
         self.last = (packet, addr)
 
@@ -57,11 +57,11 @@ class AnnounceFloodTests(SynchronousTestCase):
         clock = Clock()
         node = DHTNode(os.urandom(20), reactor=clock, routers=[], maxInfoHashes=MAX_INFO_HASHES)
         transport = CountingTransport(("81.0.0.1", 6881))
-        node.protocol4.makeConnection(transport)  # type: ignore[arg-type]
+        node.ipv4.protocol.makeConnection(transport)  # type: ignore[arg-type]
         node.start(bootstrap=False)
         ips = [f"{81 + i // 65536}.{i // 256 % 256}.{i % 256}.7" for i in range(SOURCES)]
         generate = node.tokenStore.generate
-        receive = node.protocol4.datagramReceived
+        receive = node.ipv4.protocol.datagramReceived
         peerId = os.urandom(20)
         before = rssMB()
         peak = 0.0
@@ -79,11 +79,11 @@ class AnnounceFloodTests(SynchronousTestCase):
             if i % 100000 == 99999:
                 peak = max(peak, rssMB() - before)
                 self.assertLessEqual(node.peerStore.infoHashCount(), MAX_INFO_HASHES)
-                self.assertEqual(len(node.blocker), DEFAULT_MAX_TRACKED)
-        counters = node.protocol4.counters
+                self.assertEqual(len(node.policy.blocker), DEFAULT_MAX_TRACKED)
+        counters = node.ipv4.protocol.counters
         self.assertEqual(counters["responsesSent"], ANNOUNCES)
         self.assertEqual(node.peerStore.infoHashCount(), MAX_INFO_HASHES)
-        self.assertEqual(len(node.blocker), DEFAULT_MAX_TRACKED)
+        self.assertEqual(len(node.policy.blocker), DEFAULT_MAX_TRACKED)
         self.assertLess(peak, RSS_BOUND_MB)
         sent = transport.count
         receive(krpc.encodeQuery(b"pp", b"ping", {b"id": b"\x22" * 20}), ("99.9.9.9", 6881))
@@ -94,5 +94,5 @@ class AnnounceFloodTests(SynchronousTestCase):
         self.assertIsInstance(reply, krpc.Response)
         self.assertEqual(reply.tid, b"pp")
         node.stop()
-        node.protocol4.stopProtocol()
+        node.ipv4.protocol.stopProtocol()
         self.assertEqual(clock.getDelayedCalls(), [])

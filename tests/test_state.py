@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted_dht import state as stateModule
 from twisted_dht.node import DHTNode
 from twisted_dht.state import (
-    NodeState,
+    SavedState,
     StateError,
     applyState,
     loadState,
@@ -32,7 +32,7 @@ def _id(n: int) -> bytes:
     return bytes([n]) * 20
 
 
-SAMPLE = NodeState(
+SAMPLE = SavedState(
     nodeId=ID,
     nodes=((_id(1), ("1.2.3.4", 6881)), (_id(2), ("5.6.7.8", 1))),
     nodes6=((_id(3), ("2001:db8::1", 65535)),),
@@ -79,9 +79,9 @@ class StateFileTests(SynchronousTestCase):
     def test_atomicWriteLeavesNoTemporaryFile(self) -> None:
         """Saving twice replaces the file and leaves nothing else in the directory."""
         saveState(self.path, SAMPLE)
-        saveState(self.path, NodeState(OTHER))
+        saveState(self.path, SavedState(OTHER))
         self.assertEqual(os.listdir(self.directory), ["dht.state"])
-        self.assertEqual(loadState(self.path), NodeState(OTHER))
+        self.assertEqual(loadState(self.path), SavedState(OTHER))
 
     def test_failedWriteKeepsOldFile(self) -> None:
         """When the rename fails the old file stays and the temporary file is removed."""
@@ -91,7 +91,7 @@ class StateFileTests(SynchronousTestCase):
             raise OSError("disk full")
 
         self.patch(os, "replace", failingReplace)
-        self.assertRaises(OSError, saveState, self.path, NodeState(OTHER))
+        self.assertRaises(OSError, saveState, self.path, SavedState(OTHER))
         self.assertEqual(os.listdir(self.directory), ["dht.state"])
         self.assertEqual(readState(self.path), SAMPLE)
 
@@ -176,7 +176,7 @@ class StateFileTests(SynchronousTestCase):
         """Even an unexpected exception while reading gives None, not a crash."""
         self.write(b"{}")
 
-        def broken(path: str) -> NodeState:
+        def broken(path: str) -> SavedState:
             raise RuntimeError("unexpected")
 
         self.patch(stateModule, "readState", broken)
@@ -191,11 +191,11 @@ class NodeStateTests(SynchronousTestCase):
         """The saved nodes are those that answered and are not bad, good ones first."""
         clock = Clock()
         node = DHTNode(ID, reactor=clock, routers=[], relaxLocal=True)
-        node.table4.nodeResponded(_id(1), ("10.0.0.1", 1001))
+        node.ipv4.table.nodeResponded(_id(1), ("10.0.0.1", 1001))
         clock.advance(16 * 60)
-        node.table4.nodeResponded(_id(2), ("10.0.0.2", 1002))
-        node.table4.nodeQueried(_id(3), ("10.0.0.3", 1003))
-        node.table6.nodeResponded(_id(4), ("fd00::4", 1004))
+        node.ipv4.table.nodeResponded(_id(2), ("10.0.0.2", 1002))
+        node.ipv4.table.nodeQueried(_id(3), ("10.0.0.3", 1003))
+        node.ipv6.table.nodeResponded(_id(4), ("fd00::4", 1004))
         saved = stateOf(node)
         self.assertEqual(saved.nodeId, ID)
         self.assertEqual(saved.nodes, ((_id(2), ("10.0.0.2", 1002)), (_id(1), ("10.0.0.1", 1001))))

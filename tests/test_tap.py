@@ -11,8 +11,10 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_dht import tap
-from twisted_dht.node import DEFAULT_ROUTERS, DHTNode
+from twisted_dht.bootstrap import DEFAULT_ROUTERS
+from twisted_dht.node import DHTNode
 from twisted_dht.service import DHTService
+from twisted_dht.testing import MemoryReactor
 
 from .test_cli import temporaryDirectory
 
@@ -230,6 +232,8 @@ class MakeServiceTests(SynchronousTestCase):
                 "ipRateLimit": 5.0,
                 "uploadLimit": 65536,
                 "enforceNodeId": False,
+                "queryRateLimit": 500.0,
+                "outgoingQueryRate": 100.0,
             },
         )
         self.assertIsNone(service.node)
@@ -246,39 +250,66 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(service.port, 6881)
 
 
-def nodeOf(*argv: str) -> DHTNode:
-    """The node a service built from C{argv} would run."""
+def nodeOf(case: SynchronousTestCase, *argv: str) -> DHTNode:
+    """The node that C{twistd dht} with C{argv} runs, started on an in-memory reactor."""
     options = tap.Options()
-    options.parseOptions(list(argv))
-    service = tap.makeService(options, reactor=Clock())
-    return DHTNode(reactor=Clock(), routers=[], **service.nodeOptions)
+    state = os.path.join(temporaryDirectory(case), "dht.state")
+    options.parseOptions(["--port", "0", "--no-bootstrap", "--state", state, *argv])
+    service = tap.makeService(options, reactor=MemoryReactor())
+    service.startService()
+    case.addCleanup(service.stopService)
+    assert service.node is not None
+    return service.node
+
+
+class ServiceRunTests(SynchronousTestCase):
+    def test_runsAndStopsCleanly(self) -> None:
+        """The service C{twistd dht} builds binds both families on one port, answers on
+        them, and leaves nothing behind on its reactor once stopped."""
+        reactor = MemoryReactor()
+        options = tap.Options()
+        state = os.path.join(temporaryDirectory(self), "dht.state")
+        options.parseOptions(["--port", "0", "--no-bootstrap", "--state", state])
+        service = tap.makeService(options, reactor=reactor)
+        service.startService()
+        [(host4, port4), (host6, port6)] = service.addresses()
+        self.assertEqual((host4, host6, port4), ("0.0.0.0", "::", port6))
+        reactor.advance(600)
+        self.successResultOf(service.stopService())
+        self.assertEqual(reactor.getDelayedCalls(), [])
+        self.assertTrue(os.path.exists(state))
 
 
 class HardeningOptionsTests(SynchronousTestCase):
     def test_defaults(self) -> None:
         """By default the blocker allows 5/s per IP, the upload budget is 64 KiB/s, and
         non-compliant ids may enter the table."""
-        node = nodeOf()
-        self.assertEqual(node.blocker.rate, 5.0)
-        self.assertEqual(node.uploadLimiter.rate, 65536)
-        self.assertFalse(node.enforceNodeId)
-        self.assertIsNone(node.table4.admit)
+        node = nodeOf(self)
+        self.assertEqual(node.policy.ipRateLimit, 5.0)
+        self.assertEqual(node.policy.uploadLimit, 65536)
+        self.assertEqual(node.policy.queryRateLimit, 500.0)
+        self.assertIsNone(node.ipv4.table.admit)
 
     def test_options(self) -> None:
-        """The three options reach the node's blocker, upload budget and tables."""
-        node = nodeOf("--ip-rate-limit", "20", "--upload-limit", "8000", "--enforce-node-id")
-        self.assertEqual(node.blocker.rate, 20.0)
-        self.assertEqual(node.uploadLimiter.rate, 8000)
-        self.assertTrue(node.enforceNodeId)
-        self.assertIsNotNone(node.table4.admit)
+        """The options reach the node's admission policy, query pacing and tables."""
+        node = nodeOf(
+            self,
+            "--ip-rate-limit", "20", "--upload-limit", "8000", "--enforce-node-id",
+            "--query-rate-limit", "50", "--outgoing-query-rate", "7",
+        )  # fmt: skip
+        self.assertEqual(node.policy.ipRateLimit, 20.0)
+        self.assertEqual(node.policy.uploadLimit, 8000)
+        self.assertEqual(node.policy.queryRateLimit, 50)
+        self.assertEqual(node.sender.pacer.bucket.rate, 7)
+        self.assertIsNotNone(node.ipv4.table.admit)
 
     def test_zeroTurnsOff(self) -> None:
-        """0 disables the per-IP blocker and the upload budget."""
-        node = nodeOf("--ip-rate-limit", "0", "--upload-limit", "0")
-        self.assertFalse(node.blocker.enabled)
-        self.assertFalse(node.uploadLimiter.enabled)
-        self.assertIsNone(node.protocol4.blocker)
-        self.assertIsNone(node.protocol4.uploadLimiter)
+        """0 disables the per-IP blocker, the upload and the query budgets."""
+        node = nodeOf(self, "--ip-rate-limit", "0", "--upload-limit", "0", "--query-rate-limit", "0")
+        self.assertFalse(node.policy.blocker.enabled)
+        self.assertFalse(node.policy.uploadBucket.enabled)
+        self.assertFalse(node.policy.queryBucket.enabled)
+        self.assertFalse(node.policy.screens)
 
     def test_negativeRefused(self) -> None:
         """A negative limit is a usage error."""

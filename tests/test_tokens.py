@@ -7,7 +7,9 @@ import hashlib
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_dht.tokens import TokenStore, ipBytes
+from twisted_dht import tokens
+from twisted_dht.periodic import Periodic
+from twisted_dht.tokens import TokenStore
 
 IP = "192.168.1.1"
 OTHER_IP = "192.168.1.2"
@@ -21,8 +23,24 @@ class TokenStoreTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.store = TokenStore(rotationInterval=ROTATION, reactor=self.clock)
-        self.addCleanup(self.store.stop)
+        self.store = TokenStore(interval=ROTATION)
+
+    # construction --------------------------------------------------------------
+
+    def test_defaults(self) -> None:
+        """By default the rotation interval is 300 s and tokens are 8 bytes."""
+        store = TokenStore()
+        self.assertEqual(store.interval, 300.0)
+        self.assertEqual(store.tokenLength, 8)
+
+    def test_intervalMustBePositive(self) -> None:
+        """A rotation interval that is not positive is refused."""
+        self.assertRaises(ValueError, TokenStore, interval=0)
+        self.assertRaises(ValueError, TokenStore, interval=-1)
+
+    def test_keepsNoClock(self) -> None:
+        """The store takes no reactor and keeps none: the node runs the rotation."""
+        self.assertRaises(TypeError, TokenStore, reactor=self.clock)
 
     # generate ------------------------------------------------------------------
 
@@ -46,12 +64,12 @@ class TokenStoreTests(SynchronousTestCase):
     def test_tokenLength(self) -> None:
         """Tokens are tokenLength bytes: 8 by default, as configured otherwise."""
         self.assertEqual(len(self.store.generate("10.0.0.1", INFO_HASH)), 8)
-        longStore = TokenStore(tokenLength=20, reactor=self.clock)
+        longStore = TokenStore(tokenLength=20)
         self.assertEqual(len(longStore.generate("10.0.0.1", INFO_HASH)), 20)
 
     def test_tokenLengthMustBePositive(self) -> None:
         """A token length below 1 is refused."""
-        self.assertRaises(ValueError, TokenStore, tokenLength=0, reactor=self.clock)
+        self.assertRaises(ValueError, TokenStore, tokenLength=0)
 
     # validate ------------------------------------------------------------------
 
@@ -114,63 +132,24 @@ class TokenStoreTests(SynchronousTestCase):
         self.assertTrue(self.store.validate(IP, INFO_HASH, old))
         self.assertTrue(self.store.validate(IP, INFO_HASH, new))
 
-    # automatic rotation --------------------------------------------------------
+    # rotation driven by the node ---------------------------------------------
 
-    def test_automaticRotation(self) -> None:
-        """Once started, the secret rotates after each interval on the injected clock."""
-        self.store.start()
-        self.assertTrue(self.store.running)
-        before = self.store.generate(IP, INFO_HASH)
+    def test_rotationDrivenPeriodically(self) -> None:
+        """Rotated as the node does, by a Periodic of rotate every interval on the same
+        Clock, a token is accepted for one to two intervals and refused after."""
+        job = Periodic(self.store.rotate, self.store.interval, self.clock, "Token rotation")
+        job.start()
+        self.addCleanup(job.stop)
+        self.clock.advance(ROTATION / 2)
+        token = self.store.generate(IP, INFO_HASH)
+        self.clock.advance(ROTATION / 2)  # first rotation: token made with the previous
+        self.assertNotEqual(token, self.store.generate(IP, INFO_HASH))
+        self.assertTrue(self.store.validate(IP, INFO_HASH, token))
         self.clock.advance(ROTATION - 1)
-        self.assertEqual(before, self.store.generate(IP, INFO_HASH))
-        self.clock.advance(1.1)
-        self.assertNotEqual(before, self.store.generate(IP, INFO_HASH))
-        self.assertTrue(self.store.validate(IP, INFO_HASH, before))
-        self.clock.advance(ROTATION)
-        self.assertFalse(self.store.validate(IP, INFO_HASH, before))
-
-    def test_startTwice(self) -> None:
-        """Starting twice schedules a single rotation timer."""
-        self.store.start()
-        self.store.start()
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
-
-    def test_stopStopsRotation(self) -> None:
-        """After stop the secret no longer rotates."""
-        self.store.start()
-        before = self.store.generate(IP, INFO_HASH)
-        self.store.stop()
-        self.assertFalse(self.store.running)
-        self.clock.advance(4 * ROTATION)
-        self.assertEqual(before, self.store.generate(IP, INFO_HASH))
-
-    def test_stopLeavesNoDelayedCall(self) -> None:
-        """Stopping cancels the rotation timer, and stopping again is harmless."""
-        self.store.start()
-        self.store.stop()
-        self.store.stop()
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    def test_restart(self) -> None:
-        """A stopped store can be started again."""
-        self.store.start()
-        self.store.stop()
-        self.store.start()
-        self.assertTrue(self.store.running)
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
-
-    def test_failedRotationLogged(self) -> None:
-        """A failing rotation is logged and stops the loop instead of going unnoticed."""
-
-        class BrokenStore(TokenStore):
-            def rotate(self) -> None:
-                raise RuntimeError("no entropy")
-
-        store = BrokenStore(rotationInterval=ROTATION, reactor=self.clock)
-        store.start()
-        self.clock.advance(ROTATION)
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.assertFalse(store.running)
+        self.assertTrue(self.store.validate(IP, INFO_HASH, token))
+        self.clock.advance(1)  # second rotation
+        self.assertFalse(self.store.validate(IP, INFO_HASH, token))
+        self.assertEqual(job.failures, 0)
 
     # edge cases ----------------------------------------------------------------
 
@@ -189,20 +168,42 @@ class TokenStoreTests(SynchronousTestCase):
         self.assertFalse(self.store.validate("::2", INFO_HASH, token))
 
     def test_IPv6Zone(self) -> None:
-        """A link-local IPv6 address with a zone suffix is handled like the bare address."""
+        """A link-local IPv6 address with a zone suffix is handled like the bare address,
+        both ways."""
         token = self.store.generate("fe80::1%eth0", INFO_HASH)
         self.assertTrue(self.store.validate("fe80::1", INFO_HASH, token))
+        self.assertEqual(token, self.store.generate("fe80::1", INFO_HASH))
+        self.assertTrue(self.store.validate("fe80::1%eth1", INFO_HASH, token))
 
-    def test_ipBytes(self) -> None:
-        """IP literals become their 4 or 16 raw bytes."""
-        self.assertEqual(ipBytes("1.2.3.4"), b"\x01\x02\x03\x04")
-        self.assertEqual(ipBytes("::1"), b"\x00" * 15 + b"\x01")
+    def test_hostnameRefused(self) -> None:
+        """A hostname is not an IP: generate refuses it and validate says no."""
+        self.assertRaises(ValueError, self.store.generate, "example.com", INFO_HASH)
+        self.assertFalse(self.store.validate("example.com", INFO_HASH, b"\x00" * 8))
+
+    def test_hashesRawIPBytes(self) -> None:
+        """The hash is fed the 4 (IPv4) or 16 (IPv6) raw bytes of the IP."""
+        seen: list[bytes] = []
+
+        def record(data: bytes) -> bytes:
+            seen.append(data)
+            return bytes(20)
+
+        store = TokenStore(hashFunction=record)
+        store.generate("1.2.3.4", INFO_HASH)
+        store.generate("::1", INFO_HASH)
+        self.assertEqual(seen[0][32:-20], b"\x01\x02\x03\x04")
+        self.assertEqual(seen[1][32:-20], b"\x00" * 15 + b"\x01")
 
     def test_defaultIsSHA1(self) -> None:
         """The default token is SHA-1 over the secret, the raw IP and the info_hash."""
-        secret = self.store._current
-        expected = hashlib.sha1(secret + b"\xc0\xa8\x01\x01" + INFO_HASH).digest()[:8]
-        self.assertEqual(self.store.generate(IP, INFO_HASH), expected)
+        secrets = [bytes([n]) * 32 for n in (1, 2)]
+        self.patch(tokens, "urandom", lambda size: secrets.pop(0)[:size])
+        store = TokenStore()
+        expected = hashlib.sha1(b"\x01" * 32 + b"\xc0\xa8\x01\x01" + INFO_HASH).digest()
+        self.assertEqual(store.generate(IP, INFO_HASH), expected[:8])
+        store.rotate()
+        expected = hashlib.sha1(b"\x02" * 32 + b"\xc0\xa8\x01\x01" + INFO_HASH).digest()
+        self.assertEqual(store.generate(IP, INFO_HASH), expected[:8])
 
     def test_hashFunctionHook(self) -> None:
         """A custom hashFunction is called on secret, IP bytes and info_hash."""
@@ -212,7 +213,7 @@ class TokenStoreTests(SynchronousTestCase):
             seen.append(data)
             return bytes(range(20))
 
-        store = TokenStore(hashFunction=fake, reactor=self.clock)
+        store = TokenStore(hashFunction=fake)
         self.assertEqual(store.generate(IP, INFO_HASH), bytes(range(8)))
         [data] = seen
         self.assertEqual(len(data), 32 + 4 + 20)

@@ -1,5 +1,10 @@
 """twisted_dht: a BitTorrent Mainline DHT node (BEP 5) for Twisted."""
 
+from .addresses import Address
+from .admission import AdmissionPolicy
+from .bootstrap import DEFAULT_ROUTERS, BootstrapResult
+from .contacts import Contact, NodeState
+from .controller import Controller
 from .errors import (
     ErrorCode,
     KRPCError,
@@ -7,16 +12,19 @@ from .errors import (
     ProtocolStopped,
     QueryDropped,
     QueryTimeout,
+    SendFailed,
 )
-from .interfaces import IKRPCController, IPeerStore
-from .krpc import VERSION, Address, Error, Query, Response
+from .handlers import K, QueryHandlers
+from .interfaces import IEncodedPeerSource, IKRPCController, IPeerStore
+from .krpc import VERSION, Error, Query, Response
 from .lookup import Lookup, LookupResult
-from .node import DEFAULT_ROUTERS, BootstrapResult, DHTNode
+from .node import DHTNode
 from .peers import PeerStore
 from .protocol import KRPCProtocol
-from .routing import Contact, NodeState, RoutingTable
-from .server import DHTServer, K
+from .reply import Answer
+from .routing import RoutingTable
 from .service import DHTService
+from .state import SavedState
 from .tokens import TokenStore
 
 __version__ = "0.1.0"
@@ -25,13 +33,16 @@ __all__ = [
     "DEFAULT_ROUTERS",
     "VERSION",
     "Address",
+    "AdmissionPolicy",
+    "Answer",
     "BootstrapResult",
     "Contact",
+    "Controller",
     "DHTNode",
-    "DHTServer",
     "DHTService",
     "Error",
     "ErrorCode",
+    "IEncodedPeerSource",
     "IKRPCController",
     "IPeerStore",
     "K",
@@ -45,9 +56,12 @@ __all__ = [
     "ProtocolStopped",
     "Query",
     "QueryDropped",
+    "QueryHandlers",
     "QueryTimeout",
     "Response",
     "RoutingTable",
+    "SavedState",
+    "SendFailed",
     "TokenStore",
     "__version__",
 ]

@@ -18,10 +18,19 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import react
 
-from .addresses import formatAddress, isIPLiteral, parseHostPort, parseInfoHash, parsePort
-from .errors import KRPCError, ProtocolStopped, QueryTimeout
-from .krpc import Address, isIPv6
-from .node import DEFAULT_ROUTERS, DHTNode
+from .addresses import (
+    Address,
+    formatAddress,
+    isIPLiteral,
+    isIPv6,
+    parseHostPort,
+    parseInfoHash,
+    parsePort,
+)
+from .bootstrap import DEFAULT_ROUTERS
+from .errors import KRPCError, ProtocolStopped, QueryTimeout, SendFailed
+from .node import DHTNode
+from .sockets import listenUDP6
 from .state import StateError, readState
 
 PROGRAM = "python -m twisted_dht"
@@ -226,7 +235,7 @@ class Session:
         try:
             self.ports.append(
                 self.reactor.listenUDP(
-                    args.listen_port, self.node.protocol4, interface=args.interface
+                    args.listen_port, self.node.ipv4.protocol, interface=args.interface
                 )
             )
         except CannotListenError as e:
@@ -236,7 +245,7 @@ class Session:
             ) from None
         if ipv6:
             try:
-                self.ports.append(self.reactor.listenUDP(0, self.node.protocol6, interface="::"))
+                self.ports.append(listenUDP6(self.reactor, 0, self.node.ipv6.protocol))
             except CannotListenError as e:
                 self.console.progress(f"IPv6 unavailable: {e.socketError}")
 
@@ -375,7 +384,7 @@ class Session:
                 console.document(self.lookupDocument())
             console.progress(f"{PROGRAM} {args.command}: gave up after {args.timeout:g} s")
             return 1
-        except (ProtocolStopped, OSError) as e:
+        except (SendFailed, ProtocolStopped, OSError) as e:
             console.progress(f"{PROGRAM} {args.command}: network failure: {e}")
             return 1
         finally:

@@ -57,3 +57,22 @@ class QueryDropped(ProtocolStopped):
     A L{ProtocolStopped}, so that lookups treat it as "not sent" rather than as a node
     failure.
     """
+
+
+class SendFailed(Exception):
+    """An outgoing query could not be sent: a local failure (no route, a full socket
+    buffer, an address of the wrong family, a datagram too large), not the remote node's.
+
+    C{address} is where it was going; C{reason} the exception the send raised.
+    """
+
+    def __init__(self, address: tuple[str, int], reason: Exception) -> None:
+        super().__init__(address, reason)
+        self.address = address
+        self.reason = reason
+
+    def __str__(self) -> str:
+        host, port = self.address
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reason = getattr(self.reason, "strerror", None) or self.reason
+        return f"cannot send to {where}: {reason}"

@@ -4,31 +4,18 @@ Each responder's IP votes once per round for the address it saw us at. A claim b
 our external IP when it has at least C{minVotes} votes and more than C{margin} times the
 votes of the runner-up (libtorrent's C{ip_voter}: 3/2). A round ends after C{roundVotes}
 votes or C{roundTime} seconds, so a changed address can win later. Votes from local or
-loopback responders, and claims of non-global addresses, are ignored.
+loopback responders, and claims of non-global addresses, are ignored
+(L{twisted_dht.addresses.isGlobal}).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-
-def _global(ip: str) -> bool:
-    try:
-        address = ipaddress.ip_address(ip.partition("%")[0])
-    except ValueError:
-        return False
-    return not (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_unspecified
-        or address.is_reserved
-    )
+from .addresses import isGlobal
 
 
 class IPVoter:
@@ -39,20 +26,27 @@ class IPVoter:
     def __init__(
         self,
         *,
+        reactor: IReactorTime,
         minVotes: int = 10,
         margin: float = 1.5,
         roundVotes: int = 50,
         roundTime: float = 300.0,
         maxCandidates: int = 20,
-        reactor: IReactorTime | None = None,
     ) -> None:
+        """
+        @param reactor: the clock that times rounds.
+        @param minVotes: votes a claim needs to win.
+        @param margin: how many times the runner-up's votes the winner needs, strictly.
+        @param roundVotes: voters after which a new round starts.
+        @param roundTime: seconds after which a new round starts.
+        @param maxCandidates: distinct claims counted in a round; more are ignored.
+        @raise ValueError: for inconsistent thresholds.
+        """
         if minVotes < 1 or margin < 1 or roundVotes < minVotes or maxCandidates < 2:
-            raise ValueError("need minVotes >= 1, margin >= 1, roundVotes >= minVotes")
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor  # type: ignore[assignment]
-        self.reactor: IReactorTime = reactor  # type: ignore[assignment]
+            raise ValueError(
+                "need minVotes >= 1, margin >= 1, roundVotes >= minVotes, maxCandidates >= 2"
+            )
+        self.reactor = reactor
         self.minVotes = minVotes
         self.margin = margin
         self.roundVotes = roundVotes
@@ -72,7 +66,7 @@ class IPVoter:
     def vote(self, voter: str, claimed: str) -> str | None:
         """Record that C{voter} saw us at C{claimed}; return the new external IP if this
         vote changed it, else None."""
-        if not _global(voter) or not _global(claimed):
+        if not isGlobal(voter) or not isGlobal(claimed):
             return None
         if (":" in voter) != (":" in claimed):
             return None

@@ -1,18 +1,14 @@
-"""KRPC wire codec: bytes <-> typed messages, compact formats, typed argument accessors."""
+"""KRPC wire codec: bytes <-> typed messages, compact node formats, typed argument accessors."""
 
 from __future__ import annotations
 
-import socket
-import struct
-from collections.abc import Iterable
+import functools
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from . import bencoding
+from .addresses import Address, packAddress, unpackAddress
 from .errors import MalformedMessage
-
-Address: TypeAlias = tuple[str, int]
-"""A UDP address: (host, port), the host an IPv4 or IPv6 literal."""
 
 VERSION = b"TD\x00\x01"
 """Our client version, sent as ``v``: "TD" (twisted_dht) and two version bytes."""
@@ -22,8 +18,6 @@ MAX_TID_LENGTH = 32
 ID_LENGTH = 20
 MAX_REPLY_SIZE = 1024
 """BEP 32: never send a UDP payload larger than this."""
-
-_PORT = struct.Struct("!H")
 
 
 @dataclass(slots=True)
@@ -163,22 +157,18 @@ def encodeResponse(
     tid: bytes,
     values: dict[bytes, Any] | bytes,
     *,
-    requester: Address | bytes | None = None,
+    requester: bytes | None = None,
     version: bytes | None = VERSION,
 ) -> bytes:
     """Encode a response: C{values} is its C{r} dictionary, or that dictionary already
-    bencoded; C{requester} (an address, or one already packed by L{packAddress}), when
-    given, is echoed as the top-level ``ip``.
+    bencoded; C{requester} (an address packed by L{packAddress}), when given, is echoed
+    as the top-level ``ip``.
 
     The envelope is joined by hand around the bencoded C{values}: its keys (ip, r, t,
     v, y) are in bencoding's sorted order, so the result is byte-identical to bencoding
     the whole message.
     """
-    if requester is None:
-        ip = b"d"
-    else:
-        packed = requester if isinstance(requester, bytes) else packAddress(requester)
-        ip = _IP_KEY[len(packed)] + packed
+    ip = b"d" if requester is None else _IP_KEY[len(requester)] + requester
     return b"".join(
         (
             ip,
@@ -193,19 +183,16 @@ def encodeResponse(
     )
 
 
-def responseSize(
-    tid: bytes, valuesSize: int, *, ipv6: bool | None = None, version: bytes | None = VERSION
-) -> int:
-    """The length of L{encodeResponse}'s result for an C{r} dictionary that bencodes to
-    C{valuesSize} bytes, with an ``ip`` of the given family (None: no ``ip``)."""
-    return (
-        _ENVELOPE_SIZE
-        + _IP_FIELD_SIZES[ipv6]
-        + valuesSize
-        + len(_lengthPrefix(tid))
-        + len(tid)
-        + len(_VERSION_FIELDS.get(version) or _versionField(version))
-    )
+@functools.lru_cache(maxsize=64)
+def envelopeSize(tidLength: int, requesterLength: int, version: bytes | None) -> int:
+    """How many bytes L{encodeResponse} adds around the bencoded C{r} dictionary for a
+    C{tidLength}-byte tid, a packed requester of C{requesterLength} bytes (0: none) and
+    C{version}. Speed: only these vary, a handful of combinations repeat for every reply,
+    and each is worked out once."""
+    ip = len(_IP_KEY[requesterLength]) - 1 + requesterLength if requesterLength else 0
+    tidPrefix = _LENGTH_PREFIXES[tidLength] if tidLength <= MAX_TID_LENGTH else b"%d:" % tidLength
+    field = _VERSION_FIELDS.get(version) or _versionField(version)
+    return _ENVELOPE_SIZE + ip + len(tidPrefix) + tidLength + len(field)
 
 
 _IP_KEY = {6: b"d2:ip6:", 18: b"d2:ip18:"}
@@ -229,8 +216,6 @@ _VERSION_FIELDS: dict[bytes | None, bytes] = {VERSION: _versionField(VERSION)}
 _ENVELOPE_SIZE = len(b"d" + b"1:r" + b"1:t" + b"1:y1:re")
 """The envelope's bytes that do not depend on the tid, values, requester or version."""
 
-_IP_FIELD_SIZES = {None: 0, False: len(b"2:ip6:") + 6, True: len(b"2:ip18:") + 18}
-
 
 def encodeError(
     tid: bytes, code: int, message: str | bytes, *, version: bytes | None = VERSION
@@ -243,38 +228,9 @@ def encodeError(
 # Compact formats -------------------------------------------------------------
 
 
-def isIPv6(host: str) -> bool:
-    """Whether an address literal is IPv6."""
-    return ":" in host
-
-
-def packAddress(address: Address) -> bytes:
-    """Compact peer info: 4-byte IPv4 or 16-byte IPv6 address, then the 2-byte port."""
-    host, port = address
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.inet_pton(family, host) + _PORT.pack(port)
-    except (OSError, struct.error) as e:
-        raise ValueError(f"cannot pack address {address!r}: {e}") from None
-
-
-def unpackAddress(data: bytes) -> Address:
-    """Parse compact peer info of 6 (IPv4) or 18 (IPv6) bytes."""
-    if len(data) == 6:
-        return socket.inet_ntop(socket.AF_INET, data[:4]), _PORT.unpack_from(data, 4)[0]
-    if len(data) == 18:
-        return socket.inet_ntop(socket.AF_INET6, data[:16]), _PORT.unpack_from(data, 16)[0]
-    raise MalformedMessage(f"compact address of invalid length {len(data)}")
-
-
 def packNode(nodeId: bytes, address: Address) -> bytes:
     """Compact node info: the 20-byte id then the compact address (26 or 38 bytes)."""
     return nodeId + packAddress(address)
-
-
-def packNodes(nodes: Iterable[tuple[bytes, Address]]) -> bytes:
-    """Concatenated compact node infos."""
-    return b"".join(packNode(nodeId, address) for nodeId, address in nodes)
 
 
 def unpackNodes(data: bytes, ipv6: bool = False) -> list[tuple[bytes, Address]]:
@@ -336,11 +292,6 @@ def _intArg(query: Query, key: bytes) -> int | None:
     return value
 
 
-def queryNodeId(query: Query) -> bytes:
-    """The querying node's 20-byte id."""
-    return query.nodeId
-
-
 def queryTarget(query: Query) -> bytes | None:
     """``target`` (find_node, get, sample_infohashes): 20 bytes, or None."""
     return _bytesArg(query, b"target", ID_LENGTH)
@@ -389,11 +340,6 @@ def queryWant(query: Query) -> frozenset[bytes] | None:
     if not isinstance(value, list) or not all(isinstance(item, bytes) for item in value):
         raise MalformedMessage("invalid argument: want must be a list of byte strings")
     return frozenset(value) & {b"n4", b"n6"}
-
-
-def queryReadOnly(query: Query) -> bool:
-    """BEP 43: the querier is read-only and must not enter our routing table."""
-    return query.readOnly
 
 
 # Response accessors ----------------------------------------------------------

@@ -26,9 +26,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import krpc
-from .bep42 import isLocal
+from .addresses import Address, isIPv6, isLocal
 from .errors import KRPCError, MalformedMessage, ProtocolStopped, QueryTimeout
-from .krpc import Address, Response
+from .krpc import Response
 from .nodeid import ID_LENGTH
 
 SendQuery: TypeAlias = Callable[[Address, bytes, "dict[bytes, Any]", float], "Deferred[Response]"]
@@ -238,7 +238,7 @@ class Lookup:
         if len(nodeId) != ID_LENGTH or nodeId == self.ownId or nodeId in self._ids:
             return
         host, port = address
-        if not 0 < port < 65536 or krpc.isIPv6(host) != self.ipv6:
+        if not 0 < port < 65536 or isIPv6(host) != self.ipv6:
             return
         try:
             ip = ipaddress.ip_address(host).packed

@@ -1,9 +1,10 @@
-"""160-bit node ids: XOR distance, bucket arithmetic, random ids, hex parsing."""
+"""160-bit node ids: XOR distance, random ids, hex parsing, and our own id (L{Identity})."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 
 ID_LENGTH = 20
 ID_BITS = ID_LENGTH * 8
@@ -30,11 +31,6 @@ def distance(a: bytes, b: bytes) -> int:
     return int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
 
 
-def commonPrefixLength(a: bytes, b: bytes) -> int:
-    """How many leading bits two ids share (160 when they are equal)."""
-    return ID_BITS - distance(a, b).bit_length()
-
-
 def randomIdInRange(low: int, high: int) -> bytes:
     """A random id ``x`` with ``low <= x < high`` (a bucket's range)."""
     if not 0 <= low < high <= _ID_SPACE:
@@ -54,3 +50,36 @@ def parseHex(text: str) -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         raise ValueError(f"not a hexadecimal id: {text!r}") from None
+
+
+class Identity:
+    """Our node id, one object shared by every part that needs it.
+
+    Change it with L{set}, which tells the callables registered with L{onChange} (the
+    routing tables rebuild themselves around the new id).
+    """
+
+    def __init__(self, nodeId: bytes | None = None) -> None:
+        self._nodeId = _checked(nodeId) if nodeId is not None else randomId()
+        self._listeners: list[Callable[[bytes], object]] = []
+
+    @property
+    def nodeId(self) -> bytes:
+        """Our 20-byte node id."""
+        return self._nodeId
+
+    def set(self, nodeId: bytes) -> None:
+        """Adopt C{nodeId} and tell the listeners."""
+        self._nodeId = _checked(nodeId)
+        for listener in list(self._listeners):
+            listener(self._nodeId)
+
+    def onChange(self, listener: Callable[[bytes], object]) -> None:
+        """Call C{listener(newId)} whenever the id changes."""
+        self._listeners.append(listener)
+
+
+def _checked(nodeId: bytes) -> bytes:
+    if not isinstance(nodeId, bytes) or len(nodeId) != ID_LENGTH:
+        raise ValueError("a node id is 20 bytes")
+    return nodeId

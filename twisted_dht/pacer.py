@@ -10,8 +10,9 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from .addresses import Address
 from .errors import ProtocolStopped, QueryDropped
-from .krpc import Address, Response
+from .krpc import Response
 from .ratelimit import TokenBucket
 
 SendQuery = Callable[[Address, bytes, dict[bytes, Any], float | None], Deferred[Response]]

@@ -18,8 +18,9 @@ L{_Peers} keeps three parallel arrays of fixed-size slots:
 
 That is 15 bytes per IPv4 peer (27 per IPv6 peer) plus a few hundred bytes per swarm.
 A swarm that get_peers reads also keeps its peers as the bencoded items of a C{values}
-list (L{PeerStore.getEncodedPeers}) until it changes: 8 more bytes per IPv4 peer (21 per
-IPv6 peer), so a store whose every swarm is read stays within about 30 bytes per peer.
+list (L{PeerStore.getEncodedPeers}, the L{IEncodedPeerSource} fast path) until it
+changes: 8 more bytes per IPv4 peer (21 per IPv6 peer), so a store whose every swarm is
+read stays within about 30 bytes per peer.
 
 Slots are kept in announce order, oldest first, so the arrays stay sorted by time:
     - expired peers are a prefix, found by bisection and dropped with one slice deletion;
@@ -30,6 +31,9 @@ Slots are kept in announce order, oldest first, so the arrays stay sorted by tim
 Finding and moving are C-speed memory operations bounded by the per-hash cap, so adding
 a peer costs O(1) in the number of stored peers. Times come from the injected reactor
 and are made monotonic, so a clock stepping back cannot unsort them.
+
+The store keeps no timers: reads ignore expired peers, and the node frees their memory by
+calling L{PeerStore.removeExpired} periodically.
 """
 
 from __future__ import annotations
@@ -42,9 +46,8 @@ from collections import OrderedDict
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from .interfaces import IPeerStore
-from .krpc import Address, packAddress, unpackAddress
-from .periodic import Periodic
+from .addresses import Address, packAddress, unpackAddress
+from .interfaces import IEncodedPeerSource, IPeerStore
 
 
 class _Peers:
@@ -158,45 +161,44 @@ class _Swarm:
         return [peers for peers in (self.v4, self.v6) if peers is not None]
 
 
-@implementer(IPeerStore)
+@implementer(IPeerStore, IEncodedPeerSource)
 class PeerStore:
     """Peers by info_hash, with expiry and caps; see the module docstring for the layout.
 
     A peer expires C{peerTTL} seconds after its last announce. Each info_hash keeps at
     most C{maxPeersPerInfoHash} peers of each family (the oldest announce goes first),
     and at most C{maxInfoHashes} info_hashes are kept (the least recently announced goes
-    first). L{start} removes expired peers every C{cleanupInterval} seconds; reads ignore
-    expired peers whether or not cleanup has run.
+    first). Reads ignore expired peers; L{removeExpired}, which the node calls
+    periodically, frees them. The store schedules nothing on C{reactor}: it only reads
+    its clock.
     """
 
     def __init__(
         self,
         *,
+        reactor: IReactorTime,
         peerTTL: float = 1800.0,
         maxPeersPerInfoHash: int = 100,
         maxInfoHashes: int = 10000,
-        cleanupInterval: float = 300.0,
-        reactor: IReactorTime | None = None,
     ) -> None:
+        """
+        @param reactor: the clock that times announces.
+        @param peerTTL: seconds a peer stays after its last announce.
+        @param maxPeersPerInfoHash: peers kept per info_hash and address family.
+        @param maxInfoHashes: info_hashes kept.
+        @raise ValueError: if a cap is below 1 or C{peerTTL} is not positive.
+        """
         if maxPeersPerInfoHash < 1 or maxInfoHashes < 1:
             raise ValueError("the caps must be at least 1")
-        if peerTTL <= 0 or cleanupInterval <= 0:
-            raise ValueError("peerTTL and cleanupInterval must be positive")
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor  # type: ignore[assignment]
-        self.reactor: IReactorTime = reactor  # type: ignore[assignment]
+        if not peerTTL > 0:
+            raise ValueError("peerTTL must be positive")
+        self.reactor = reactor
         self.peerTTL = peerTTL
         self.maxPeersPerInfoHash = maxPeersPerInfoHash
         self.maxInfoHashes = maxInfoHashes
-        self.cleanupInterval = cleanupInterval
         self._swarms: OrderedDict[bytes, _Swarm] = OrderedDict()
         self._peerCount = 0
         self._lastTime = float("-inf")
-        self._periodic = Periodic(
-            self.cleanup, cleanupInterval, self.reactor, "Peer store cleanup"
-        )
 
     def _now(self) -> float:
         """The reactor's time, never less than a time already returned."""
@@ -236,8 +238,9 @@ class PeerStore:
     def _evict(self, swarm: _Swarm) -> None:
         self._peerCount -= sum(len(peers) for peers in swarm.families())
 
-    def cleanup(self) -> None:
-        """Drop expired peers, and info_hashes left without peers."""
+    def removeExpired(self) -> None:
+        """Drop expired peers, and info_hashes left without peers: O(number of
+        info_hashes), for the node to call every few minutes."""
         cutoff = self._cutoff()
         swarms = self._swarms
         for infoHash, swarm in list(swarms.items()):
@@ -249,20 +252,16 @@ class PeerStore:
             if not (swarm.v4 or swarm.v6):
                 del swarms[infoHash]
 
-    def clear(self) -> None:
-        """Forget every peer."""
-        self._swarms.clear()
-        self._peerCount = 0
-
     # Reading -------------------------------------------------------------------
 
     def getCompactPeers(
         self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
     ) -> list[bytes]:
-        """The non-expired peers of one family as compact strings for a C{values} list.
+        """The non-expired peers of one family as compact strings for a C{values} list
+        (L{IPeerStore.getCompactPeers}).
 
-        With C{limit} and more peers stored, a uniform random sample of C{limit} of them,
-        in O(limit) time.
+        All of them, oldest announce first, when they fit in C{limit} (or C{limit} is
+        None); otherwise a uniform random sample of C{limit} of them, in O(limit) time.
         """
         found = self._valid(infoHash, ipv6)
         if found is None:
@@ -276,8 +275,9 @@ class PeerStore:
         self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
     ) -> bytes:
         """L{getCompactPeers}, each string bencoded and all joined: the items of a
-        C{values} list. When they all fit in C{limit}, the joined string is kept until the
-        swarm changes, so a popular swarm is not joined again for every get_peers."""
+        C{values} list (L{IEncodedPeerSource.getEncodedPeers}). When they all fit in
+        C{limit}, the joined string is kept until the swarm changes, so a popular swarm is
+        not joined again for every get_peers."""
         found = self._valid(infoHash, ipv6)
         if found is None:
             return b""
@@ -299,25 +299,15 @@ class PeerStore:
     def getPeers(
         self, infoHash: bytes, ipv6: bool = False, limit: int | None = None
     ) -> list[Address]:
-        """The non-expired peers of one family; a uniform random sample of C{limit} of
-        them when more are stored."""
+        """L{getCompactPeers} as addresses: the non-expired peers of one family, or a
+        uniform random sample of C{limit} of them when more are stored."""
         return [unpackAddress(compact) for compact in self.getCompactPeers(infoHash, ipv6, limit)]
-
-    def hasPeers(self, infoHash: bytes) -> bool:
-        """Whether any non-expired peer, of either family, is stored for C{infoHash}."""
-        swarm = self._swarms.get(infoHash)
-        if swarm is None:
-            return False
-        # Slots are in announce order: a family has valid peers if its newest one is.
-        cutoff = self._cutoff()
-        v4, v6 = swarm.v4, swarm.v6
-        return bool((v4 and v4.times[-1] > cutoff) or (v6 and v6.times[-1] > cutoff))
 
     def sampleInfoHashes(self, count: int) -> list[bytes]:
         """Up to C{count} of the stored info_hashes, chosen at random (BEP 51).
 
-        O(number of info_hashes): callers cache the sample (the server does, for BEP 51's
-        C{interval}).
+        O(number of info_hashes): callers cache the sample (the query handlers do, for
+        BEP 51's C{interval}).
         """
         return random.sample(list(self._swarms), min(count, len(self._swarms)))
 
@@ -336,18 +326,3 @@ class PeerStore:
     def peerCount(self) -> int:
         """How many peers are stored in all (some may have expired)."""
         return self._peerCount
-
-    # Periodic cleanup ----------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        """Whether periodic cleanup is running."""
-        return self._periodic.running
-
-    def start(self) -> None:
-        """Run L{cleanup} every C{cleanupInterval} seconds; does nothing if running."""
-        self._periodic.start()
-
-    def stop(self) -> None:
-        """Stop periodic cleanup; does nothing if not running."""
-        self._periodic.stop()

@@ -1,9 +1,10 @@
-"""Periodic: a LoopingCall on an injected clock that logs its failures."""
+"""Periodic: a job on an injected clock that outlives its own failures."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -13,8 +14,10 @@ from twisted.python.failure import Failure
 class Periodic:
     """Call C{function} every C{interval} seconds of C{clock} between L{start} and L{stop}.
 
-    Starting a running one, or stopping a stopped one, does nothing; a failure of
-    C{function} stops the loop and is logged as C{description} failing.
+    Starting a running one, or stopping a stopped one, does nothing. A failure of
+    C{function} (an exception, or a Deferred that fails) is logged as C{description}
+    failing, and the job runs again at the next interval: a daemon's token rotation or
+    state save must not end for good on one full disk.
     """
 
     log = Logger()
@@ -30,6 +33,8 @@ class Periodic:
         self.interval = interval
         self.clock = clock
         self.description = description
+        self.failures = 0
+        """How many runs failed."""
         self._loop: LoopingCall | None = None
 
     @property
@@ -41,9 +46,9 @@ class Periodic:
         """Start calling, the first time one interval from now."""
         if self.running:
             return
-        loop = self._loop = LoopingCall(self.function)
+        loop = self._loop = LoopingCall(self._run)
         loop.clock = self.clock
-        loop.start(self.interval, now=False).addErrback(self._failed)
+        loop.start(self.interval, now=False)
 
     def stop(self) -> None:
         """Stop calling, leaving no pending timer."""
@@ -51,5 +56,21 @@ class Periodic:
         if loop is not None and loop.running:
             loop.stop()
 
+    def _run(self) -> Deferred[object] | None:
+        try:
+            result = self.function()
+        except Exception:
+            self._failed(Failure())
+            return None
+        if isinstance(result, Deferred):
+            return result.addErrback(self._failed)
+        return None
+
     def _failed(self, failure: Failure) -> None:
-        self.log.failure("{description} failed", failure, description=self.description)
+        self.failures += 1
+        self.log.failure(
+            "{description} failed; it runs again in {interval} s",
+            failure,
+            description=self.description,
+            interval=self.interval,
+        )

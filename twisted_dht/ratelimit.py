@@ -50,14 +50,6 @@ DEFAULT_OUTGOING_QUERY_BURST = 2.0
 """Seconds of L{DEFAULT_OUTGOING_QUERY_RATE} that may be sent at once."""
 
 
-def _clock(reactor: IReactorTime | None) -> IReactorTime:
-    if reactor is None:
-        from twisted.internet import reactor as _reactor
-
-        reactor = _reactor  # type: ignore[assignment]
-    return reactor  # type: ignore[return-value]
-
-
 class TokenBucket:
     """A token bucket: C{rate} tokens per second, holding at most C{burst} tokens.
 
@@ -67,23 +59,28 @@ class TokenBucket:
 
     __slots__ = ("_last", "burst", "level", "rate", "reactor")
 
-    def __init__(
-        self, rate: float, burst: float | None = None, *, reactor: IReactorTime | None = None
-    ) -> None:
+    def __init__(self, rate: float, burst: float | None = None, *, reactor: IReactorTime) -> None:
         """
         @param rate: tokens added per second; 0 disables the bucket.
         @param burst: capacity, and the initial level; default one second's worth (at
             least 1).
         """
-        if rate < 0:
-            raise ValueError("the rate cannot be negative")
-        self.reactor = _clock(reactor)
-        self.rate = float(rate)
-        self.burst = float(max(rate, 1.0) if burst is None else burst)
-        if self.rate and self.burst < 1:
-            raise ValueError("the burst must hold at least one token")
-        self.level = self.burst
+        self.reactor = reactor
+        self.rate = 0.0
+        self.burst = 0.0
+        self.setRate(rate, burst)
         self._last = self.reactor.seconds()
+
+    def setRate(self, rate: float, burst: float | None = None) -> None:
+        """Change the rate (0: off) and the burst (default one second's worth, at least
+        1); the bucket starts full again."""
+        if not rate >= 0:
+            raise ValueError("the rate cannot be negative")
+        burst = float(max(rate, 1.0) if burst is None else burst)
+        if rate and burst < 1:
+            raise ValueError("the burst must hold at least one token")
+        self.rate = float(rate)
+        self.burst = self.level = burst
 
     @property
     def enabled(self) -> bool:
@@ -141,11 +138,11 @@ class DoSBlocker:
         blockTime: float = DEFAULT_BLOCK_TIME,
         maxTracked: int = DEFAULT_MAX_TRACKED,
         exempt: Callable[[str], bool] | None = None,
-        reactor: IReactorTime | None = None,
+        reactor: IReactorTime,
     ) -> None:
         if rate < 0 or window <= 0 or blockTime < 0 or maxTracked < 1:
             raise ValueError("need rate >= 0, window > 0, blockTime >= 0, maxTracked >= 1")
-        self.reactor = _clock(reactor)
+        self.reactor = reactor
         self.rate = float(rate)
         self.window = float(window)
         self.blockTime = float(blockTime)
@@ -161,6 +158,13 @@ class DoSBlocker:
     def enabled(self) -> bool:
         """Whether the blocker limits anything (its rate is not 0)."""
         return self.rate > 0
+
+    def setRate(self, rate: float) -> None:
+        """Change the rate (0: off); the IPs blocked now stay blocked."""
+        if not rate >= 0:
+            raise ValueError("the rate cannot be negative")
+        self.rate = float(rate)
+        self._threshold = max(1, round(rate * self.window))
 
     def __len__(self) -> int:
         """How many IPs are tracked (at most C{maxTracked})."""
@@ -197,8 +201,3 @@ class DoSBlocker:
             self.blocks += 1
             return False
         return True
-
-    def isBlocked(self, ip: str) -> bool:
-        """Whether C{ip} is being ignored now."""
-        entry = self._tracked.get(ip)
-        return entry is not None and self.reactor.seconds() < entry[2]

@@ -12,7 +12,7 @@ from twisted.internet.interfaces import (
 )
 from zope.interface import implementer
 
-from .krpc import Address
+from .addresses import Address
 
 
 @implementer(IResolutionReceiver)

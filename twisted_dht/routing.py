@@ -8,25 +8,23 @@ one table per address family. Callers report what happened to a node:
   - L{RoutingTable.nodeFailed}: our query to it timed out.
 
 Only confirmed nodes evict or replace anyone; heard-from nodes only fill free room.
+When a confirmed newcomer waits for the slot of a questionable contact,
+L{RoutingTable.nodeResponded} returns that contact: the caller pings it and reports the
+outcome. The table itself never touches the network.
 """
 
 from __future__ import annotations
 
 import bisect
-import ipaddress
-from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from enum import Enum
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
-from . import krpc
-from .krpc import Address
-from .nodeid import ID_BITS, ID_LENGTH, randomIdInRange, toInt
-
-GOOD_INTERVAL = 15 * 60.0
-"""A node is good while it answered (or, having answered once, queried us) this recently."""
+from .addresses import Address, packIP, subnetOf
+from .closest import ClosestCache, closestGood
+from .contacts import Bucket, Contact, NodeState
+from .iprules import IPRules
+from .nodeid import ID_BITS, ID_LENGTH, toInt
 
 REFRESH_INTERVAL = 15 * 60.0
 """A bucket unchanged for this long should be refreshed (BEP 5)."""
@@ -34,159 +32,11 @@ REFRESH_INTERVAL = 15 * 60.0
 PING_THROTTLE = 60.0
 """A questionable contact is pinged at most once per this many seconds on insertion pressure."""
 
-SUBNET_LIMIT = 2
-"""At most this many entries of one /24 (IPv4) or /64 (IPv6) per bucket list."""
-
-MAX_DEPTH = ID_BITS - 1
-"""A bucket whose prefix is this long never splits."""
-
-CLOSEST_CACHE_SIZE = 256
-"""Targets whose L{RoutingTable.closestCompact} string is kept (an LRU)."""
-
 _ID_SPACE = 1 << ID_BITS
-
-_NEVER = float("-inf")
-
-
-def _subnetOf(ip: bytes) -> bytes:
-    """The /24 (IPv4) or /64 (IPv6) prefix of a packed IP, for L{SUBNET_LIMIT}."""
-    return ip[:3] if len(ip) == 4 else ip[:8]
-
-
-class NodeState(Enum):
-    """BEP 5 node states."""
-
-    GOOD = "good"
-    QUESTIONABLE = "questionable"
-    BAD = "bad"
-
-
-class Contact:
-    """A node known to the routing table: id, address and what we heard from it."""
-
-    __slots__ = (
-        "_ip",
-        "_localCache",
-        "_subnet",
-        "address",
-        "compact",
-        "failures",
-        "idInt",
-        "lastPinged",
-        "lastQuery",
-        "lastResponse",
-        "maxFailures",
-        "nodeId",
-    )
-
-    def __init__(self, nodeId: bytes, address: Address, *, maxFailures: int = 2) -> None:
-        """
-        @raise ValueError: if the id is not 20 bytes or the address is not an IP literal.
-        """
-        if len(nodeId) != ID_LENGTH:
-            raise ValueError(f"node id must be {ID_LENGTH} bytes, got {len(nodeId)}")
-        self.nodeId = nodeId
-        self.idInt = toInt(nodeId)
-        self.address = address
-        self.compact = krpc.packNode(nodeId, address)
-        self.lastResponse: float | None = None
-        """When it last answered one of our queries."""
-        self.lastQuery: float | None = None
-        """When it last sent us a query."""
-        self.lastPinged: float | None = None
-        """When the table last asked for it to be pinged."""
-        self.failures = 0
-        """Consecutive failed queries."""
-        self.maxFailures = maxFailures
-        # The raw IP, sliced out of the compact form: no second parse of the address.
-        packed = self.compact[ID_LENGTH:-2]
-        self._ip = packed
-        self._subnet = _subnetOf(packed)
-        self._localCache: bool | None = None
-
-    @property
-    def _local(self) -> bool:
-        """Whether the IP is loopback, private or link-local; parsed on first use only
-        (with C{relaxLocal}), as most contacts never need it."""
-        local = self._localCache
-        if local is None:
-            ip = ipaddress.ip_address(self._ip)
-            local = self._localCache = ip.is_loopback or ip.is_private or ip.is_link_local
-        return local
-
-    def state(self, now: float) -> NodeState:
-        """This contact's BEP 5 state at time C{now}."""
-        if self.failures >= self.maxFailures:
-            return NodeState.BAD
-        lastResponse = self.lastResponse
-        if lastResponse is not None and (
-            now - lastResponse < GOOD_INTERVAL
-            or (self.lastQuery is not None and now - self.lastQuery < GOOD_INTERVAL)
-        ):
-            return NodeState.GOOD
-        return NodeState.QUESTIONABLE
-
-    def lastSeen(self) -> float:
-        """When we last heard from it at all (answer or query); -inf if never."""
-        response, query = self.lastResponse, self.lastQuery
-        if response is None:
-            return _NEVER if query is None else query
-        return response if query is None or response >= query else query
-
-    def __repr__(self) -> str:
-        return (
-            f"<Contact {self.nodeId.hex()} {self.address[0]}:{self.address[1]}"
-            f" failures={self.failures}>"
-        )
-
-
-class Bucket:
-    """The contacts with C{low <= idInt < high}, an aligned power-of-two block of ids.
-
-    C{contacts} is ordered least recently seen first; C{replacements} (the replacement
-    cache) is unordered: a cached node that queries again only has its C{lastQuery}
-    moved, and L{Contact.lastSeen} decides which entry goes or gets promoted. Both lists
-    belong to the table: read them, do not mutate them.
-    """
-
-    __slots__ = ("contacts", "high", "lastChanged", "low", "mask", "replacements")
-
-    def __init__(self, low: int, high: int, lastChanged: float) -> None:
-        self.low = low
-        self.high = high
-        self.mask = ~(high - low - 1)
-        """Clears the bits that vary inside the block."""
-        self.lastChanged = lastChanged
-        self.contacts: list[Contact] = []
-        self.replacements: list[Contact] = []
-
-    @property
-    def depth(self) -> int:
-        """The length of the id prefix this bucket covers (0 for the whole space)."""
-        return ID_BITS - (self.high - self.low).bit_length() + 1
-
-    def covers(self, idInt: int) -> bool:
-        """Whether an id (as an integer) falls in this bucket's range."""
-        return self.low <= idInt < self.high
-
-    def randomId(self) -> bytes:
-        """A random id in this bucket's range, the target of a refresh lookup."""
-        return randomIdInRange(self.low, self.high)
-
-    def __len__(self) -> int:
-        return len(self.contacts)
-
-    def __repr__(self) -> str:
-        return (
-            f"<Bucket depth={self.depth} low={self.low:#042x} contacts={len(self.contacts)}"
-            f" replacements={len(self.replacements)}>"
-        )
 
 
 class RoutingTable:
     """A BEP 5 routing table for one address family, with libtorrent's IP hygiene."""
-
-    _log = Logger()
 
     def __init__(
         self,
@@ -197,9 +47,8 @@ class RoutingTable:
         maxFailures: int = 2,
         restrictIPs: bool = True,
         relaxLocal: bool = False,
-        pingQuestionable: Callable[[Contact], object] | None = None,
         admit: Callable[[bytes, Address], bool] | None = None,
-        reactor: IReactorTime | None = None,
+        reactor: IReactorTime,
     ) -> None:
         """
         @param ownId: our node id; never inserted, and the only bucket holding it splits.
@@ -207,11 +56,7 @@ class RoutingTable:
         @param replacements: size of each bucket's replacement cache.
         @param maxFailures: consecutive failures that make a contact bad.
         @param restrictIPs: one live entry per IP, two per /24 (/64) per bucket.
-        @param relaxLocal: exempt loopback, private and link-local addresses from
-            C{restrictIPs}.
-        @param pingQuestionable: called with a questionable contact that should be pinged
-            because a confirmed newcomer waits for its slot; report the outcome with
-            L{nodeResponded} or L{nodeFailed}.
+        @param relaxLocal: exempt local addresses (L{isLocal}) from C{restrictIPs}.
         @param admit: C{admit(nodeId, address)} is False for nodes that must not enter
             the table (e.g. ids failing BEP 42); None admits everyone.
         """
@@ -219,17 +64,12 @@ class RoutingTable:
             raise ValueError(f"own id must be {ID_LENGTH} bytes, got {len(ownId)}")
         if k < 1 or replacements < 0 or maxFailures < 1:
             raise ValueError("need k >= 1, replacements >= 0 and maxFailures >= 1")
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor  # type: ignore[assignment]
-        self._reactor: IReactorTime = reactor  # type: ignore[assignment]
+        self._reactor = reactor
         self.k = k
         self.replacements = replacements
         self.maxFailures = maxFailures
         self.restrictIPs = restrictIPs
         self.relaxLocal = relaxLocal
-        self.pingQuestionable = pingQuestionable
         self.admit = admit
         self._reset(ownId, self._reactor.seconds())
 
@@ -241,17 +81,12 @@ class RoutingTable:
         self._byAddress: dict[Address, Contact] = {}
         self._byId: dict[bytes, Contact] = {}
         self._cachedByAddress: dict[Address, Contact] = {}
-        self._liveIPs: Counter[bytes] = Counter()
-        """Live contacts per packed IP; an IP whose count falls to 0 is deleted, so reads
-        test membership (a Counter's missing-key lookup calls Python code)."""
+        self._rules = IPRules(self.restrictIPs, self.relaxLocal)
         self._version = 0
         """Bumped by every change that can alter what L{closest} returns, other than time
         passing: a live contact added or removed, or one that may become good (touched
         while not good, or with the clock stepped back) or bad (a failure)."""
-        self._closestCache: OrderedDict[tuple[bytes, int], tuple[int, float, float, bytes]]
-        self._closestCache = OrderedDict()
-        """L{closestCompact} by (target, k): (version, computed at, oldest last-seen time
-        of the contacts, compact string)."""
+        self._closestCache = ClosestCache()
 
     @property
     def ownId(self) -> bytes:
@@ -285,9 +120,13 @@ class RoutingTable:
 
     # Reporting events
 
-    def nodeResponded(self, nodeId: bytes, address: Address) -> None:
-        """A node answered one of our queries: confirm it, inserting it if possible."""
-        self._seen(nodeId, address, confirmed=True)
+    def nodeResponded(self, nodeId: bytes, address: Address) -> Contact | None:
+        """A node answered one of our queries: confirm it, inserting it if possible.
+
+        @return: a questionable contact to ping, because this node waits for its slot
+            (report the outcome with L{nodeResponded} or L{nodeFailed}); None mostly.
+        """
+        return self._seen(nodeId, address, confirmed=True)
 
     def nodeQueried(self, nodeId: bytes, address: Address) -> Contact | None:
         """A node sent us a query: refresh it, or insert it only where there is room.
@@ -376,75 +215,27 @@ class RoutingTable:
         return found
 
     def closest(self, target: bytes, k: int | None = None) -> list[Contact]:
-        """The C{k} (default: the table's k) good contacts closest to C{target}, nearest first.
-
-        Each bucket is an aligned block of ids, and XOR with the target maps it onto another
-        aligned block, so the buckets sort by that block's start and every contact of a
-        later bucket is farther than every contact of an earlier one: the walk stops as soon
-        as k good contacts are found.
-        """
+        """The C{k} (default: the table's k) good contacts closest to C{target}, nearest
+        first (see L{closestGood})."""
         if k is None:
             k = self.k
         return self._closest(target, k, self._reactor.seconds())
 
     def closestCompact(self, target: bytes, k: int) -> bytes:
         """The compact node infos of C{closest(target, k)}, concatenated (a C{nodes} or
-        C{nodes6} value).
-
-        The last L{CLOSEST_CACHE_SIZE} answers are kept, each until the table changes in
-        a way that could alter it (see C{_version}) or one of its contacts stops being
-        good with time: a contact is good while C{now - max(lastResponse, lastQuery)} is
-        under L{GOOD_INTERVAL}, so the answer holds while that is true of its least
-        recently seen contact (checked with the same arithmetic as L{Contact.state}).
-        Contacts that were not chosen only matter if they become good, which takes an
-        event that bumps the version.
-        """
+        C{nodes6} value), from a L{ClosestCache} while the answer holds."""
         now = self._reactor.seconds()
-        cache = self._closestCache
         key = (target, k)
-        entry = cache.get(key)
-        if entry is not None:
-            version, computedAt, oldest, compact = entry
-            if version == self._version and computedAt <= now and now - oldest < GOOD_INTERVAL:
-                cache.move_to_end(key)
-                return compact
-        found = self._closest(target, k, now)
-        compact = b"".join([c.compact for c in found])
-        oldest = min([c.lastSeen() for c in found], default=now)
-        cache[key] = (self._version, now, oldest, compact)
-        cache.move_to_end(key)
-        if len(cache) > CLOSEST_CACHE_SIZE:
-            cache.popitem(last=False)
+        compact = self._closestCache.get(key, self._version, now)
+        if compact is None:
+            compact = self._closestCache.put(
+                key, self._version, now, self._closest(target, k, now)
+            )
         return compact
 
     def _closest(self, target: bytes, k: int, now: float) -> list[Contact]:
-        if k <= 0:
-            return []
         t = toInt(target)
-        good = NodeState.GOOD
-
-        def goodByDistance(bucket: Bucket) -> list[Contact]:
-            # Sorting (distance, contact) pairs spares a key call per contact; distances
-            # differ (ids are unique), so contacts are never compared.
-            inBucket = [(c.idInt ^ t, c) for c in bucket.contacts if c.state(now) is good]
-            inBucket.sort()
-            return [c for _, c in inBucket]
-
-        # The target's own bucket comes first (its XOR block starts at 0), and in a full
-        # table it alone holds k good contacts: the other buckets are sorted only if not.
-        index = self._bucketIndex(t)
-        buckets = self._buckets
-        found = goodByDistance(buckets[index])
-        if len(found) < k and len(buckets) > 1:
-            others = sorted(
-                buckets[:index] + buckets[index + 1 :], key=lambda b: (b.low ^ t) & b.mask
-            )
-            for bucket in others:
-                found += goodByDistance(bucket)
-                if len(found) >= k:
-                    break
-        del found[k:]
-        return found
+        return closestGood(self._buckets, self._bucketIndex(t), t, k, now)
 
     # Internals
 
@@ -454,32 +245,28 @@ class RoutingTable:
     def _bucketFor(self, idInt: int) -> Bucket:
         return self._buckets[bisect.bisect_right(self._lows, idInt) - 1]
 
-    def _seen(self, nodeId: bytes, address: Address, confirmed: bool) -> None:
+    def _seen(self, nodeId: bytes, address: Address, confirmed: bool) -> Contact | None:
         if nodeId == self._ownId:
-            return
+            return None
         now = self._reactor.seconds()
         known = self._byAddress.get(address)
         if known is not None:
             if known.nodeId == nodeId:
                 self._refreshLive(known, now, confirmed)
-                return
+                return None
             if self.admit is not None and not self.admit(nodeId, address):
-                return
+                return None
             if not confirmed:
                 # An unsolicited query may be spoofed: it must not evict anyone.
-                return
+                return None
             # Same ip:port, new id: evict the old entry, then treat this as a newcomer.
             self._removeLive(self._bucketFor(known.idInt), known)
         elif self.admit is not None and not self.admit(nodeId, address):
-            return
+            return None
         toPing = self._insert(nodeId, address, now, confirmed)
         if known is not None:
             self._refill(self._bucketFor(known.idInt), now)
-        if toPing is not None and self.pingQuestionable is not None:
-            try:
-                self.pingQuestionable(toPing)
-            except Exception:
-                self._log.failure("pingQuestionable({contact!r}) failed", contact=toPing)
+        return toPing
 
     def _refreshLive(self, known: Contact, now: float, confirmed: bool) -> None:
         """A live contact was heard from again: touch it, and make it its bucket's newest."""
@@ -502,7 +289,7 @@ class RoutingTable:
         if len(bucket.contacts) < self.k or self._canSplit(bucket) or cached.nodeId in self._byId:
             return False
         cached.lastQuery = self._reactor.seconds()
-        if cached._ip in self._liveIPs and not self._exempt(cached):
+        if cached._ip in self._rules.liveIPs and not self._rules.exempt(cached):
             self._dropCached(bucket, cached)
         return True
 
@@ -560,7 +347,7 @@ class RoutingTable:
             index = self._bucketIndex(contact.idInt)
             bucket = self._buckets[index]
             if len(bucket.contacts) < self.k:
-                if self._allowedLive(bucket, contact):
+                if self._rules.allowedLive(bucket, contact):
                     self._addLive(bucket, contact, now)
                 return None
             if not self._canSplit(bucket):
@@ -568,7 +355,9 @@ class RoutingTable:
             split.extend(self._split(index))
         if evict:
             for old in bucket.contacts:
-                if old.state(now) is NodeState.BAD and self._allowedLive(bucket, contact, old):
+                if old.state(now) is NodeState.BAD and self._rules.allowedLive(
+                    bucket, contact, old
+                ):
                     self._removeLive(bucket, old)
                     self._addLive(bucket, contact, now)
                     return None
@@ -599,25 +388,6 @@ class RoutingTable:
         self._version += 1
         return lower, upper
 
-    def _exempt(self, contact: Contact) -> bool:
-        return not self.restrictIPs or (self.relaxLocal and contact._local)
-
-    def _allowedLive(
-        self, bucket: Bucket, contact: Contact, replacing: Contact | None = None
-    ) -> bool:
-        """Whether the IP rules let C{contact} into C{bucket} (in place of C{replacing})."""
-        if self._exempt(contact):
-            return True
-        sameIP = self._liveIPs.get(contact._ip, 0)
-        if replacing is not None and replacing._ip == contact._ip:
-            sameIP -= 1
-        if sameIP > 0:
-            return False
-        sameSubnet = sum(
-            c._subnet == contact._subnet and c is not replacing for c in bucket.contacts
-        )
-        return sameSubnet < SUBNET_LIMIT
-
     def _mayCache(self, bucket: Bucket, address: Address) -> bool:
         """For a heard-from newcomer at C{address}: False when C{bucket} is full and
         cannot split, so only its cache could take the newcomer, and the IP rules refuse
@@ -631,22 +401,8 @@ class RoutingTable:
             or self.replacements == 0
         ):
             return True
-        ip = krpc.packAddress(address)[:-2]
-        return self._cacheAdmits(bucket, ip, _subnetOf(ip))
-
-    def _allowedCached(self, bucket: Bucket, contact: Contact) -> bool:
-        return self._exempt(contact) or self._cacheAdmits(bucket, contact._ip, contact._subnet)
-
-    def _cacheAdmits(self, bucket: Bucket, ip: bytes, subnet: bytes) -> bool:
-        """Whether the IP rules let an entry of this IP and subnet into C{bucket}'s cache."""
-        if ip in self._liveIPs:
-            return False
-        sameSubnet = 0
-        for cached in bucket.replacements:  # one pass: this runs for most unknown queriers
-            if cached._ip == ip:
-                return False
-            sameSubnet += cached._subnet == subnet
-        return sameSubnet < SUBNET_LIMIT
+        ip = packIP(address[0])
+        return self._rules.cacheAdmits(bucket, ip, subnetOf(ip))
 
     def _addLive(self, bucket: Bucket, contact: Contact, now: float) -> None:
         self._version += 1
@@ -654,19 +410,17 @@ class RoutingTable:
         bucket.lastChanged = now
         self._byAddress[contact.address] = contact
         self._byId[contact.nodeId] = contact
-        self._liveIPs[contact._ip] += 1
+        self._rules.added(contact)
 
     def _removeLive(self, bucket: Bucket, contact: Contact) -> None:
         self._version += 1
         bucket.contacts.remove(contact)
         del self._byAddress[contact.address]
         del self._byId[contact.nodeId]
-        self._liveIPs[contact._ip] -= 1
-        if not self._liveIPs[contact._ip]:
-            del self._liveIPs[contact._ip]
+        self._rules.removed(contact)
 
     def _addCached(self, bucket: Bucket, contact: Contact) -> bool:
-        if self.replacements == 0 or not self._allowedCached(bucket, contact):
+        if self.replacements == 0 or not self._rules.allowedCached(bucket, contact):
             return False
         if len(bucket.replacements) >= self.replacements:
             self._dropCached(bucket, min(bucket.replacements, key=Contact.lastSeen))
@@ -685,7 +439,7 @@ class RoutingTable:
             bucket.replacements, key=lambda c: (c.lastResponse is None, -c.lastSeen())
         )
         for candidate in candidates:
-            if self._allowedLive(bucket, candidate, replacing):
+            if self._rules.allowedLive(bucket, candidate, replacing):
                 return candidate
         return None
 

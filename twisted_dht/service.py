@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.application import internet, service
-from twisted.internet.defer import Deferred, succeed
+from twisted.application import service
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IReactorSocket, IReactorUDP
-from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
-from .addresses import formatAddress
-from .krpc import Address
-from .node import DEFAULT_ROUTERS, DHTNode
+from . import ratelimit
+from .addresses import Address, formatAddress
+from .bootstrap import DEFAULT_ROUTERS
+from .node import DHTNode
 from .periodic import Periodic
-from .state import NodeState, applyState, loadState, saveState, stateOf
+from .state import SavedState, applyState, loadState, saveState, stateOf
 
 SAVE_INTERVAL = 300.0
 """Seconds between two saves of the state file."""
@@ -29,63 +28,6 @@ ANNOUNCE_CHECK_INTERVAL = 2.0
 """Seconds between two checks whether the node joined, before the first announces."""
 
 _DROP_COUNTERS = ("malformed", "unknownTransaction", "droppedReadOnly", "sendErrors")
-
-
-class IPv6UDPServer(service.Service):
-    """Like L{internet.UDPServer}, for an IPv6 socket with C{IPV6_V6ONLY} set.
-
-    Linux binds C{[::]} dual-stack by default, so a plain C{listenUDP(port,
-    interface="::")} fails with "address in use" next to an IPv4 socket on the same port.
-    With a reactor that can adopt sockets (L{IReactorSocket}) this binds an IPv6-only
-    socket instead; otherwise it falls back to C{listenUDP}.
-    """
-
-    def __init__(
-        self, port: int, protocol: DatagramProtocol, interface: str, reactor: Any
-    ) -> None:
-        self.port = port
-        self.protocol = protocol
-        self.interface = interface
-        self._reactor = reactor
-        self._listening: IListeningPort | None = None
-
-    def privilegedStartService(self) -> None:
-        """Bind the socket (raising L{CannotListenError} when it cannot be bound)."""
-        service.Service.privilegedStartService(self)
-        self._listen()
-
-    def startService(self) -> None:
-        """Bind the socket unless L{privilegedStartService} did."""
-        service.Service.startService(self)
-        self._listen()
-
-    def _listen(self) -> None:
-        if self._listening is not None:
-            return
-        if not IReactorSocket.providedBy(self._reactor):
-            self._listening = IReactorUDP(self._reactor).listenUDP(
-                self.port, self.protocol, interface=self.interface, maxPacketSize=8192
-            )
-            return
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((self.interface, self.port))
-            sock.setblocking(False)
-            self._listening = self._reactor.adoptDatagramPort(
-                sock.fileno(), socket.AF_INET6, self.protocol, 8192
-            )
-        except OSError as e:
-            raise CannotListenError(self.interface, self.port, e) from e
-        finally:
-            sock.close()
-
-    def stopService(self) -> Deferred[None]:
-        """Close the socket; fires once it is closed."""
-        service.Service.stopService(self)
-        listening, self._listening = self._listening, None
-        stopping = listening.stopListening() if listening is not None else None
-        return stopping if stopping is not None else succeed(None)
 
 
 class DHTService(service.MultiService):
@@ -114,8 +56,16 @@ class DHTService(service.MultiService):
         announces: Sequence[tuple[bytes, int | None]] = (),
         statsInterval: float = STATS_INTERVAL,
         saveInterval: float = SAVE_INTERVAL,
+        readOnly: bool = False,
+        relaxLocal: bool = False,
+        enforceNodeId: bool = False,
+        maxPeersPerInfoHash: int = 100,
+        maxInfoHashes: int = 10000,
+        ipRateLimit: float = ratelimit.DEFAULT_IP_RATE,
+        uploadLimit: float = ratelimit.DEFAULT_UPLOAD_LIMIT,
+        queryRateLimit: float = ratelimit.DEFAULT_QUERY_RATE,
+        outgoingQueryRate: float = ratelimit.DEFAULT_OUTGOING_QUERY_RATE,
         reactor: Any = None,
-        **nodeOptions: Any,
     ) -> None:
         """
         @param port: the UDP port of both sockets (0: any free port, the same for both).
@@ -130,7 +80,13 @@ class DHTService(service.MultiService):
         @param announces: (info_hash, port or None for the implied port) to keep announced.
         @param statsInterval: seconds between stats log lines (0: none).
         @param saveInterval: seconds between state saves (0: only on stop).
-        @param nodeOptions: more keyword arguments for L{DHTNode}.
+        @param readOnly: BEP 43 read-only mode.
+        @param relaxLocal: let many nodes share a loopback or private IP (test networks).
+        @param enforceNodeId: keep nodes whose id fails BEP 42 out of the routing tables.
+        @param maxPeersPerInfoHash: peers stored per info_hash (and family).
+        @param maxInfoHashes: info_hashes stored.
+        @param ipRateLimit: see L{DHTNode}; so are C{uploadLimit}, C{queryRateLimit} and
+            C{outgoingQueryRate}.
         """
         super().__init__()  # type: ignore[no-untyped-call]
         if reactor is None:
@@ -150,11 +106,22 @@ class DHTService(service.MultiService):
         self.announces = list(announces)
         self.statsInterval = statsInterval
         self.saveInterval = saveInterval
-        self.nodeOptions = nodeOptions
+        self.nodeOptions: dict[str, Any] = {
+            "readOnly": readOnly,
+            "relaxLocal": relaxLocal,
+            "enforceNodeId": enforceNodeId,
+            "maxPeersPerInfoHash": maxPeersPerInfoHash,
+            "maxInfoHashes": maxInfoHashes,
+            "ipRateLimit": ipRateLimit,
+            "uploadLimit": uploadLimit,
+            "queryRateLimit": queryRateLimit,
+            "outgoingQueryRate": outgoingQueryRate,
+        }
+        """The options the node is built with (see L{DHTNode})."""
         self.node: DHTNode | None = None
         """The running node: built by L{startService}, kept after L{stopService}."""
-        self._loaded: NodeState | None = None
-        self._sockets: list[service.Service] = []
+        self._loaded: SavedState | None = None
+        self._ports: list[IListeningPort] = []
         self._loops: list[Periodic] = []
         self._lastStats: tuple[float, int, int] | None = None
 
@@ -163,10 +130,7 @@ class DHTService(service.MultiService):
     def privilegedStartService(self) -> None:
         """Load the state, build the node and bind its sockets (before privileges drop)."""
         self._prepare()
-        service.Service.privilegedStartService(self)
-        for child in self:
-            if child not in self._sockets:
-                child.privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
 
     def startService(self) -> None:
         """Bind (unless already bound), start the node, the announces and the loops.
@@ -200,7 +164,7 @@ class DHTService(service.MultiService):
 
     def _prepare(self) -> None:
         """Build the node from the state file and bind its sockets, once per start."""
-        if self.node is not None and self._sockets:
+        if self.node is not None and self._ports:
             return
         self._loaded = loadState(self.statePath) if self.statePath is not None else None
         nodeId = self.nodeId
@@ -220,11 +184,13 @@ class DHTService(service.MultiService):
         self._bind(node)
 
     def _bind(self, node: DHTNode) -> None:
-        udp4 = internet.UDPServer(
-            self.port, node.protocol4, interface=self.interface, reactor=self._reactor
-        )
         try:
-            udp4.privilegedStartService()
+            self._ports = node.listen(
+                self.port,
+                self.interface,
+                self.interface6 if self.ipv6 else None,
+                reactor=self._reactor,
+            )
         except CannotListenError as e:
             self.log.error(
                 "Cannot bind UDP port {port} on {interface}: {error}",
@@ -233,26 +199,6 @@ class DHTService(service.MultiService):
                 error=e.socketError,
             )
             raise
-        self._adopt(udp4)
-        if not self.ipv6:
-            return
-        boundPort = node.protocol4.transport.getHost().port  # type: ignore[union-attr]
-        udp6 = IPv6UDPServer(boundPort, node.protocol6, self.interface6, self._reactor)
-        try:
-            udp6.privilegedStartService()
-        except (CannotListenError, OSError) as e:
-            self.log.warn(
-                "IPv6 disabled: cannot bind UDP [{interface}]:{port}: {error}",
-                interface=self.interface6,
-                port=boundPort,
-                error=getattr(e, "socketError", e),
-            )
-            return
-        self._adopt(udp6)
-
-    def _adopt(self, child: service.Service) -> None:
-        self._sockets.append(child)
-        child.setServiceParent(self)
 
     def _startLoop(self, function: Any, interval: float, name: str) -> None:
         loop = Periodic(function, interval, self._reactor, f"The {name} loop")
@@ -264,10 +210,9 @@ class DHTService(service.MultiService):
         if self.node is None:
             return []
         bound = []
-        for protocol in (self.node.protocol4, self.node.protocol6):
-            if protocol.transport is not None:
-                host = protocol.transport.getHost()
-                bound.append((host.host, host.port))  # type: ignore[attr-defined]
+        for family in self.node.families():
+            host = family.protocol.transport.getHost()  # type: ignore[union-attr]
+            bound.append((host.host, host.port))
         return bound
 
     # Running -----------------------------------------------------------------
@@ -286,7 +231,7 @@ class DHTService(service.MultiService):
             if loop.function == self._announceWhenJoined:
                 loop.stop()
 
-    def currentState(self) -> NodeState | None:
+    def currentState(self) -> SavedState | None:
         """The state to save now; a family whose table is empty keeps its loaded nodes,
         so that a start without network does not forget them."""
         if self.node is None:
@@ -295,7 +240,7 @@ class DHTService(service.MultiService):
         loaded = self._loaded
         if loaded is None:
             return current
-        return NodeState(
+        return SavedState(
             nodeId=current.nodeId,
             nodes=current.nodes or loaded.nodes,
             nodes6=current.nodes6 or loaded.nodes6,
@@ -373,10 +318,10 @@ class DHTService(service.MultiService):
                 saved=f"; state saved to {self.statePath}" if saved else "",
             )
         stopping: Deferred[Any] = super().stopService()  # type: ignore[no-untyped-call]
-
-        def stopped(_: object) -> None:
-            for child in self._sockets:
-                self.removeService(child)  # type: ignore[no-untyped-call]
-            self._sockets = []
-
-        return stopping.addCallback(stopped)
+        ports, self._ports = self._ports, []
+        closing = [stopping]
+        for port in ports:
+            closed = port.stopListening()
+            if closed is not None:
+                closing.append(closed)
+        return gatherResults(closing).addCallback(lambda _: None)

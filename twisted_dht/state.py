@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
-from .krpc import Address
+from .addresses import Address
+from .contacts import NodeState
 from .nodeid import ID_LENGTH
-from .routing import NodeState as ContactState
 
 if TYPE_CHECKING:
     from .node import DHTNode
@@ -43,7 +43,7 @@ class StateError(ValueError):
 
 
 @dataclass(frozen=True)
-class NodeState:
+class SavedState:
     """What a node keeps across restarts: its id and the nodes it knew, per family."""
 
     nodeId: bytes
@@ -64,7 +64,7 @@ class NodeState:
         }
 
     @classmethod
-    def fromJSON(cls, document: object) -> NodeState:
+    def fromJSON(cls, document: object) -> SavedState:
         """Validate a decoded JSON document.
 
         @raise StateError: saying what is wrong with it.
@@ -116,7 +116,7 @@ def _nodes(value: object, where: str, family: int) -> tuple[SavedNode, ...]:
     return tuple(nodes)
 
 
-def readState(path: str) -> NodeState:
+def readState(path: str) -> SavedState:
     """Read and validate a state file, changing nothing.
 
     @raise FileNotFoundError: when there is no file at C{path}.
@@ -133,10 +133,10 @@ def readState(path: str) -> NodeState:
         document = json.loads(text)
     except ValueError as e:
         raise StateError(f"invalid JSON: {e}") from None
-    return NodeState.fromJSON(document)
+    return SavedState.fromJSON(document)
 
 
-def loadState(path: str) -> NodeState | None:
+def loadState(path: str) -> SavedState | None:
     """The state saved at C{path}; None to start fresh.
 
     A missing file gives None. A corrupt, unreadable or invalid one logs one warning, is
@@ -183,7 +183,7 @@ def _moveAside(path: str) -> str:
     return candidate
 
 
-def saveState(path: str, state: NodeState) -> None:
+def saveState(path: str, state: SavedState) -> None:
     """Write C{state} to C{path} atomically: a temporary file in the same directory,
     flushed and fsynced, then renamed over C{path}; the directory is fsynced too.
 
@@ -221,28 +221,26 @@ def _fsyncDirectory(directory: str) -> None:
         os.close(fd)
 
 
-def stateOf(node: DHTNode) -> NodeState:
+def stateOf(node: DHTNode) -> SavedState:
     """The state to save for C{node}: its id and the contacts that answered it and are not
     bad, good ones first, most recently seen first."""
     now = node.reactor.seconds()
 
     def saved(contacts: list[Any]) -> tuple[SavedNode, ...]:
         kept = [
-            c
-            for c in contacts
-            if c.lastResponse is not None and c.state(now) is not ContactState.BAD
+            c for c in contacts if c.lastResponse is not None and c.state(now) is not NodeState.BAD
         ]
-        kept.sort(key=lambda c: (c.state(now) is not ContactState.GOOD, -c.lastSeen()))
+        kept.sort(key=lambda c: (c.state(now) is not NodeState.GOOD, -c.lastSeen()))
         return tuple((c.nodeId, c.address) for c in kept)
 
-    return NodeState(
+    return SavedState(
         nodeId=node.nodeId,
-        nodes=saved(node.table4.contacts()),
-        nodes6=saved(node.table6.contacts()),
+        nodes=saved(node.ipv4.table.contacts()),
+        nodes6=saved(node.ipv6.table.contacts()),
     )
 
 
-def applyState(node: DHTNode, state: NodeState) -> None:
+def applyState(node: DHTNode, state: SavedState) -> None:
     """Make C{node} ping the saved nodes first when it bootstraps (routers are the fallback).
 
     The node id is chosen when the node is built: pass C{state.nodeId} to L{DHTNode}.

@@ -9,11 +9,15 @@ from typing import Any
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
-from .addresses import isIPLiteral, parseAnnounce, parseHostPort
-from .krpc import Address
-from .node import DEFAULT_ROUTERS
+from .addresses import Address, isIPLiteral, parseAnnounce, parseHostPort
+from .bootstrap import DEFAULT_ROUTERS
 from .nodeid import parseHex
-from .ratelimit import DEFAULT_IP_RATE, DEFAULT_UPLOAD_LIMIT
+from .ratelimit import (
+    DEFAULT_IP_RATE,
+    DEFAULT_OUTGOING_QUERY_RATE,
+    DEFAULT_QUERY_RATE,
+    DEFAULT_UPLOAD_LIMIT,
+)
 from .service import DHTService
 
 
@@ -91,6 +95,10 @@ class Options(usage.Options):
          _nonNegative],
         ["upload-limit", None, DEFAULT_UPLOAD_LIMIT,
          "Bytes/s the node sends; replies that do not fit are dropped.", _nonNegative],
+        ["query-rate-limit", None, DEFAULT_QUERY_RATE,
+         "Incoming queries/s answered in all; the excess is dropped.", _nonNegative],
+        ["outgoing-query-rate", None, DEFAULT_OUTGOING_QUERY_RATE,
+         "Queries/s the node sends; the excess waits in a bounded queue.", _nonNegative],
     ]  # fmt: skip
 
     compData = usage.Completions(
@@ -207,6 +215,8 @@ def makeService(config: Options, reactor: Any = None) -> DHTService:
         relaxLocal=config["relax-local"],
         ipRateLimit=config["ip-rate-limit"],
         uploadLimit=config["upload-limit"],
+        queryRateLimit=config["query-rate-limit"],
+        outgoingQueryRate=config["outgoing-query-rate"],
         enforceNodeId=config["enforce-node-id"],
     )
 

@@ -1,123 +1,153 @@
-"""Public test doubles: in-memory UDP transports and a simulated network on a Clock.
+"""Public test doubles: in-memory UDP transports, a simulated network and a reactor on a Clock.
 
-Use them in your own tests to run twisted_dht nodes without sockets::
+Run twisted_dht nodes (or any L{DatagramProtocol}) in your own tests without sockets or DNS::
 
-    clock = Clock()
-    network = MemoryNetwork(clock)
-    network.listen(protocol, ("10.0.0.1", 6881))
-    ...
-    clock.advance(1)
+    reactor = MemoryReactor(hosts={"router.example": ["10.0.0.9"]})
+    reactor.listenUDP(6881, routerProtocol, interface="10.0.0.9")
+    port = reactor.listenUDP(0, clientProtocol)          # 0.0.0.0 on an ephemeral port
+    port.write(b"ping", ("10.0.0.9", 6881))              # seen as from 127.0.0.1
+    reactor.advance(reactor.network.latency)             # delivered now
+    reactor.network.failSends("10.0.0.9", OSError(errno.ENETUNREACH, "unreachable"))
+
+The transports check what C{twisted.internet.udp.Port} checks, so a test cannot pass with
+an address production would refuse: C{write} takes only IP literals of the port's family
+(else L{InvalidAddressError}) and raises L{MessageLengthError} where the kernel would
+refuse the size (65,507 bytes over IPv4, 65,527 over IPv6); C{maxPacketSize} is, as in
+Twisted, the receive buffer: longer datagrams arrive truncated. C{transport.socket.sendto}
+skips those checks like a real socket, raising C{OSError} (C{socket.gaierror}) for a
+hostname or the wrong family; both record and deliver the same way.
 """
 
 from __future__ import annotations
 
-import random
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.defer import Deferred
+from twisted.internet.error import DNSLookupError
+from twisted.internet.interfaces import (
+    IAddress,
+    IHostnameResolver,
+    IHostResolution,
+    IReactorPluggableNameResolver,
+    IReactorUDP,
+    IResolutionReceiver,
+)
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import Clock
+from zope.interface import implementer
 
-from .krpc import Address, isIPv6
+from .addresses import Address, isIPLiteral, isIPv6
+from .memoryudp import FakeDatagramTransport, MemoryNetwork, MemoryUDPPort
+from .resolve import resolveHost
 
-
-def _hostAddress(address: Address) -> IPv4Address | IPv6Address:
-    host, port = address
-    if isIPv6(host):
-        return IPv6Address("UDP", host, port)
-    return IPv4Address("UDP", host, port)
-
-
-class FakeDatagramTransport:
-    """A UDP transport that records what is written: C{written} is [(data, address)]."""
-
-    def __init__(self, address: Address = ("127.0.0.1", 6881)) -> None:
-        self.address = address
-        self.written: list[tuple[bytes, Address]] = []
-        self.listening = True
-
-    def write(self, packet: bytes, addr: Any = None) -> None:
-        """Record one datagram."""
-        self.written.append((packet, addr))
-
-    def getHost(self) -> IPv4Address | IPv6Address:
-        """Our bound address."""
-        return _hostAddress(self.address)
-
-    def stopListening(self) -> None:
-        """Mark the transport closed."""
-        self.listening = False
+__all__ = [
+    "FakeDatagramTransport",
+    "MemoryNetwork",
+    "MemoryReactor",
+    "MemoryResolver",
+    "MemoryUDPPort",
+]
 
 
-class MemoryTransport(FakeDatagramTransport):
-    """A UDP transport bound to an address of a L{MemoryNetwork}."""
+@implementer(IHostResolution)
+class _Resolution:
+    def __init__(self, name: str) -> None:
+        self.name = name
 
-    def __init__(self, network: MemoryNetwork, address: Address) -> None:
-        super().__init__(address)
-        self.network = network
-
-    def write(self, packet: bytes, addr: Any = None) -> None:
-        """Send one datagram through the network."""
-        super().write(packet, addr)
-        self.network.send(self.address, (addr[0], addr[1]), packet)
-
-    def stopListening(self) -> None:
-        """Unbind from the network."""
-        super().stopListening()
-        self.network.unbind(self.address)
+    def cancel(self) -> None:
+        """Nothing to cancel: resolutions complete at once."""
 
 
-class MemoryNetwork:
-    """A simulated UDP network: datagrams arrive after C{latency} seconds on C{clock}.
+@implementer(IHostnameResolver)
+class MemoryResolver:
+    """Resolves names from C{hosts} (lower-case name -> IP literals) at once.
 
-    C{lossRate} drops that share of datagrams (seeded, so runs repeat); addresses in
-    C{unreachable} swallow everything sent to them. C{sent} counts datagrams sent.
+    IP literals resolve to themselves; unknown names resolve to no address.
+    """
+
+    def __init__(self, hosts: dict[str, list[str]] | None = None) -> None:
+        self.hosts: dict[str, list[str]] = hosts if hosts is not None else {}
+
+    def resolveHostName(
+        self,
+        resolutionReceiver: IResolutionReceiver,
+        hostName: str,
+        portNumber: int = 0,
+        addressTypes: Sequence[type[IAddress]] | None = None,
+        transportSemantics: str = "TCP",
+    ) -> IHostResolution:
+        """Report the addresses of C{hostName} of the wanted C{addressTypes} (None: all)."""
+        resolution = _Resolution(hostName)
+        resolutionReceiver.resolutionBegan(resolution)
+        kind: Literal["TCP", "UDP"] = "UDP" if transportSemantics == "UDP" else "TCP"
+        if isIPLiteral(hostName):
+            ips = [hostName]
+        else:
+            ips = self.hosts.get(hostName.lower().rstrip("."), [])
+        for ip in ips:
+            address = (IPv6Address if isIPv6(ip) else IPv4Address)(kind, ip, portNumber)
+            if not addressTypes or type(address) in addressTypes:
+                resolutionReceiver.addressResolved(address)
+        resolutionReceiver.resolutionComplete()
+        return resolution
+
+
+@implementer(IReactorUDP, IReactorPluggableNameResolver)
+class MemoryReactor(Clock):
+    """A L{Clock} that binds UDP ports on a L{MemoryNetwork} and resolves names from a dict.
+
+    Provides C{IReactorTime} (the Clock), C{IReactorUDP} (on C{network}, made on this clock
+    unless given: a shared network delivers on its own clock), C{IReactorPluggableNameResolver}
+    (a L{MemoryResolver} over C{hosts}), C{resolve} and C{callWhenRunning} (calls at once).
+    Not provided: TCP, multicast, C{IReactorSocket} (so L{twisted_dht.sockets.listenUDP6} falls
+    back to C{listenUDP}), system event triggers, C{run} and C{stop}.
     """
 
     def __init__(
         self,
-        clock: IReactorTime | None = None,
+        network: MemoryNetwork | None = None,
         *,
+        hosts: dict[str, list[str]] | None = None,
         latency: float = 0.01,
         lossRate: float = 0.0,
         seed: int = 0,
     ) -> None:
-        self.clock: IReactorTime = clock if clock is not None else Clock()
-        self.latency = latency
-        self.lossRate = lossRate
-        self.random = random.Random(seed)
-        self.unreachable: set[Address] = set()
-        self.sent = 0
-        self.bytesSent = 0
-        self._endpoints: dict[Address, DatagramProtocol] = {}
+        super().__init__()
+        if network is None:
+            network = MemoryNetwork(self, latency=latency, lossRate=lossRate, seed=seed)
+        self.network = network
+        resolver = MemoryResolver(hosts)
+        self.hosts = resolver.hosts
+        self.nameResolver: IHostnameResolver = resolver
 
-    def listen(self, protocol: DatagramProtocol, address: Address) -> MemoryTransport:
-        """Bind C{protocol} to C{address} and start it."""
-        if address in self._endpoints:
-            raise ValueError(f"address already bound: {address}")
-        transport = MemoryTransport(self, address)
-        self._endpoints[address] = protocol
-        protocol.makeConnection(transport)  # type: ignore[arg-type]
-        return transport
+    def listenUDP(
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        interface: str = "",
+        maxPacketSize: int = 8192,
+    ) -> MemoryUDPPort:
+        """Bind C{protocol} on the network (see L{MemoryNetwork.bind})."""
+        return self.network.bind(protocol, interface, port, maxPacketSize)
 
-    def unbind(self, address: Address) -> None:
-        """Forget the endpoint at C{address} and stop its protocol."""
-        protocol = self._endpoints.pop(address, None)
-        if protocol is not None:
-            protocol.doStop()
+    def installNameResolver(self, resolver: IHostnameResolver) -> IHostnameResolver:
+        """Use C{resolver} from now on; return the one it replaces."""
+        previous, self.nameResolver = self.nameResolver, resolver
+        return previous
 
-    def send(self, source: Address, destination: Address, packet: bytes) -> None:
-        """Deliver C{packet} to C{destination} after the latency, unless it is lost."""
-        self.sent += 1
-        self.bytesSent += len(packet)
-        if destination in self.unreachable:
-            return
-        if self.lossRate and self.random.random() < self.lossRate:
-            return
-        self.clock.callLater(self.latency, self._deliver, source, destination, packet)
+    def resolve(self, name: str, timeout: Sequence[int] = (1, 3, 11, 45)) -> Deferred[str]:
+        """The first IPv4 address of C{name}, or a L{DNSLookupError} failure."""
 
-    def _deliver(self, source: Address, destination: Address, packet: bytes) -> None:
-        protocol = self._endpoints.get(destination)
-        if protocol is not None:
-            protocol.datagramReceived(packet, source)
+        def first(found: list[Address]) -> str:
+            for host, _ in found:
+                if not isIPv6(host):
+                    return host
+            raise DNSLookupError(name)
+
+        return resolveHost(self, name, 0).addCallback(first)
+
+    def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Call C{callable} now: this reactor is always running."""
+        callable(*args, **kwargs)

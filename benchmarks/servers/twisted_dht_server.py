@@ -35,13 +35,24 @@ def benchmarkNode(reactor: Any, rng: random.Random, contacts: int = 2000) -> DHT
         uploadLimit=0,
         queryRateLimit=0,
     )
+    table = familyOf(node)[1]
     for i in range(contacts):
         address = (
             f"{1 + i % 200}.{i // 200 % 250}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
             6881,
         )
-        node.table4.nodeResponded(rng.randbytes(20), address)
+        table.nodeResponded(rng.randbytes(20), address)
     return node
+
+
+def familyOf(node: Any) -> tuple[Any, Any]:
+    """The IPv4 (protocol, routing table) of C{node}, in this tree's layout or the one
+    before the redesign (``protocol4``/``table4``), so that ``inprocess.py --tree`` can
+    compare the commits on either side of it."""
+    family = getattr(node, "ipv4", None)
+    if family is not None:
+        return family.protocol, family.table
+    return node.protocol4, node.table4
 
 
 def main() -> None:
@@ -54,9 +65,10 @@ def main() -> None:
     bencoding.useBackend(options.backend)
     node = benchmarkNode(reactor, random.Random(7), options.routing)
     node.start(bootstrap=False)
-    reactor.listenUDP(options.port, node.protocol4, interface="127.0.0.1")
+    protocol, table = familyOf(node)
+    reactor.listenUDP(options.port, protocol, interface="127.0.0.1")
     exitWhenStdinCloses()
-    print(f"ready {options.port} backend={options.backend} table={len(node.table4)}", flush=True)
+    print(f"ready {options.port} backend={options.backend} table={len(table)}", flush=True)
     if options.profile:
         import cProfile
 
