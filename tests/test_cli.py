@@ -343,7 +343,11 @@ class InMemorySessionTests(SynchronousTestCase):
     def test_timeoutUnderLoss(self) -> None:
         """Every command ends within its --timeout on a network that loses everything."""
         self.reactor.network.lossRate = 1.0
-        for command in (["ping", "10.0.0.9:6881"], ["find-node", HASH], ["announce", HASH, "--implied-port"]):
+        for command in (
+            ["ping", "10.0.0.9:6881"],
+            ["find-node", HASH],
+            ["announce", HASH, "--implied-port"],
+        ):
             code, took = self.command(*command, "--bootstrap", "10.0.0.9:6881", "--timeout", "3")
             self.assertEqual(code, 1, command)
             self.assertLessEqual(took, 3.1, command)

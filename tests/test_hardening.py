@@ -259,7 +259,8 @@ class VotingTests(NodeTestCase):
         d = self.node.ping(address)
         data, _ = self.transport.written[-1]
         tid = krpc.decodeMessage(data).tid
-        reply = krpc.encodeResponse(tid, {b"id": bep42.generateId(address[0])}, requester=packAddress(seenAs)
+        reply = krpc.encodeResponse(
+            tid, {b"id": bep42.generateId(address[0])}, requester=packAddress(seenAs)
         )
         self.node.ipv4.protocol.datagramReceived(reply, address)
         self.successResultOf(d)

@@ -11,9 +11,9 @@ from twisted.trial.unittest import SkipTest, TestCase
 from zope.interface import implementer
 
 from twisted_dht import bencoding, krpc
-from twisted_dht.errors import ErrorCode, QueryTimeout
 from twisted_dht.addresses import Address
 from twisted_dht.admission import AdmissionPolicy
+from twisted_dht.errors import ErrorCode, QueryTimeout
 from twisted_dht.interfaces import Handler, IKRPCController
 from twisted_dht.krpc import Query
 from twisted_dht.node import DHTNode

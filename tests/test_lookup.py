@@ -13,8 +13,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_dht import krpc
-from twisted_dht.errors import KRPCError, ProtocolStopped, QueryTimeout
-from twisted_dht.krpc import Address, Response
+from twisted_dht.addresses import Address, isIPv6
+from twisted_dht.errors import KRPCError, ProtocolStopped, QueryTimeout, SendFailed
+from twisted_dht.krpc import Response
 from twisted_dht.lookup import Lookup, LookupResult
 from twisted_dht.nodeid import distance
 
@@ -30,6 +31,12 @@ MALFORMED_VALUES = "malformedValues"
 MALFORMED_TOKEN = "malformedToken"
 STOPPED = "stopped"  # fails at once with ProtocolStopped, as a stopped protocol does
 SYNC = "sync"  # answers synchronously
+SEND_FAILED = "sendFailed"  # fails at once with SendFailed: our own send error
+
+
+def packNodes(nodes: Iterable[tuple[bytes, Address]]) -> bytes:
+    """Compact node info for a C{nodes} or C{nodes6} reply."""
+    return b"".join(krpc.packNode(nodeId, address) for nodeId, address in nodes)
 
 
 def ipv4Address(index: int) -> Address:
@@ -146,7 +153,7 @@ class Network:
         nearest = sorted(node.known, key=lambda entry: distance(entry[0], target))[:8]
         self.told.update(address for _, address in nearest)
         values: dict[bytes, Any] = {b"id": node.replyId}
-        values[b"nodes6" if self.ipv6 else b"nodes"] = krpc.packNodes(nearest)
+        values[b"nodes6" if self.ipv6 else b"nodes"] = packNodes(nearest)
         if method == b"get_peers":
             if node.token is not None:
                 values[b"token"] = node.token
@@ -171,6 +178,8 @@ class Network:
         behaviour = SILENT if node is None else node.behaviour
         if behaviour == STOPPED:
             return fail(ProtocolStopped("stopped"))
+        if behaviour == SEND_FAILED:
+            return fail(SendFailed(address, OSError(101, "Network is unreachable")))
         if behaviour == SYNC:
             assert node is not None
             return succeed(self.reply(node, method, args))
@@ -531,6 +540,25 @@ class ReportingTests(LookupTestsMixin, SynchronousTestCase):
             self.assertNotIn(node.address, self.reporter.failed)
             self.assertNotIn((node.nodeId, node.address), self.reporter.responded)
 
+    def test_localSendFailureNotCountedAgainstNode(self) -> None:
+        """A query we could not send (SendFailed) leaves the node out of the lookup, is
+        neither reported as a failure to the table nor logged, and the lookup goes on."""
+        network = self.newNetwork(300)
+        target = self.rng.randbytes(20)
+        unsendable = network.ranked(target)[:3]
+        for node in unsendable:
+            node.behaviour = SEND_FAILED
+        seeds = self.randomSeeds(network)
+        result = self.lookup(network, target, seeds)
+        self.assertEqual(
+            result.closest,
+            network.closestHeardOf(target, seeds, lambda n: n.behaviour == NORMAL),
+        )
+        for node in unsendable:
+            self.assertIn(node.address, network.queried)
+            self.assertNotIn(node.address, self.reporter.failed)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_malformedRepliesDoNotBreakLookup(self) -> None:
         """Malformed nodes, values or tokens fail that node for the lookup only, unreported."""
         network = self.newNetwork(300)
@@ -759,7 +787,7 @@ class EndingTests(LookupTestsMixin, SynchronousTestCase):
     def test_ipv6Lookup(self) -> None:
         """An IPv6 lookup sends want n6, reads nodes6 and ignores nodes."""
         network = self.newNetwork(300, ipv6=True)
-        decoy = krpc.packNodes([(b"\x00" * 20, ("10.9.9.9", 6881))])
+        decoy = packNodes([(b"\x00" * 20, ("10.9.9.9", 6881))])
         for node in network.nodes.values():
             node.extraValues = {b"nodes": decoy}
         target = self.rng.randbytes(20)
@@ -767,4 +795,4 @@ class EndingTests(LookupTestsMixin, SynchronousTestCase):
         self.assertEqual(result.closest, network.closest(target))
         for address, _, args, _ in network.sent:
             self.assertEqual(args, {b"target": target, b"want": [b"n6"]})
-            self.assertTrue(krpc.isIPv6(address[0]))
+            self.assertTrue(isIPv6(address[0]))

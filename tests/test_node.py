@@ -25,8 +25,8 @@ from twisted_dht import krpc
 from twisted_dht.addresses import Address
 from twisted_dht.errors import SendFailed
 from twisted_dht.node import EXPIRY_INTERVAL, DHTNode
-from twisted_dht.peers import PeerStore
 from twisted_dht.nodeid import distance
+from twisted_dht.peers import PeerStore
 from twisted_dht.testing import MemoryNetwork
 
 K = 8

@@ -285,6 +285,16 @@ class IncomingQueryTests(ProtocolTestCase):
         self.assertEqual(self.error().code, ErrorCode.SERVER)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_deferredAnswerThatCannotBeEncodedIsLogged(self) -> None:
+        """A Deferred handler's answer that cannot be bencoded is logged, not swallowed,
+        and the controller still hears the query was handled."""
+        self.receive(self.query(b"slow"))
+        assert self.controller.deferred is not None
+        self.controller.deferred.callback({b"id": OUR_ID, b"x": 1.5})
+        self.assertEqual(self.transport.written, [])
+        self.assertEqual(len(self.flushLoggedErrors()), 1)
+        self.assertEqual(len(self.controller.answered), 1)
+
     def test_oversizedReplyRefused(self) -> None:
         """A reply over 1,024 bytes is never sent; a 202 goes instead."""
         self.receive(self.query(b"huge"))
@@ -499,6 +509,12 @@ class SendErrorTests(ProtocolTestCase):
             self.assertEqual(self.clock.getDelayedCalls(), [])
             self.assertEqual(self.protocol.counters["sendErrors"], 1)
             self.assertEqual(self.protocol.queriesOut, {})
+
+    def test_portOutOfRangeFailsWithSendFailed(self) -> None:
+        """A query to a port over 65535 (OverflowError from the socket) is a SendFailed."""
+        d = self.protocol.query(("192.0.2.1", 70000), b"ping", {b"id": OUR_ID}, TIMEOUT)
+        self.assertIsInstance(self.failureResultOf(d, SendFailed).value.reason, OverflowError)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_sendFailedMessage(self) -> None:
         """SendFailed says where the query was going and why it could not go."""

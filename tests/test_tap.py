@@ -305,7 +305,9 @@ class HardeningOptionsTests(SynchronousTestCase):
 
     def test_zeroTurnsOff(self) -> None:
         """0 disables the per-IP blocker, the upload and the query budgets."""
-        node = nodeOf(self, "--ip-rate-limit", "0", "--upload-limit", "0", "--query-rate-limit", "0")
+        node = nodeOf(
+            self, "--ip-rate-limit", "0", "--upload-limit", "0", "--query-rate-limit", "0"
+        )
         self.assertFalse(node.policy.blocker.enabled)
         self.assertFalse(node.policy.uploadBucket.enabled)
         self.assertFalse(node.policy.queryBucket.enabled)

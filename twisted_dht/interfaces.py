@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
+from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 from .addresses import Address
-from .krpc import Query
+from .krpc import Query, Response
 
 Handler = Callable[[Query, Address], Any]
 """C{handler(query, address)}: returns an L{twisted_dht.reply.Answer}, a bencoded C{r}
 dictionary (bytes), a plain C{r} dictionary, or a Deferred or coroutine of one; raises
 L{twisted_dht.errors.KRPCError} (or L{twisted_dht.errors.MalformedMessage}, answered
 with 203) to answer with an error."""
+
+
+SendQuery: TypeAlias = Callable[
+    [Address, bytes, "dict[bytes, Any]", "float | None"], "Deferred[Response]"
+]
+"""C{send(address, method, args, timeout)}: send one query (C{timeout} None: the sender's
+default) and return a Deferred that fires with the L{Response}, or fails with
+L{twisted_dht.errors.KRPCError}, L{twisted_dht.errors.QueryTimeout},
+L{twisted_dht.errors.SendFailed}, L{twisted_dht.errors.ProtocolStopped} or
+L{twisted.internet.defer.CancelledError}. C{args} excludes our own id: the sender adds it."""
+
+
+class LookupReporter(Protocol):
+    """What a lookup tells the routing table of its address family."""
+
+    def nodeResponded(self, nodeId: bytes, address: Address) -> None:
+        """A node answered one of our queries with a well-formed reply."""
+
+    def nodeFailed(self, address: Address) -> None:
+        """A node did not answer one of our queries before the final timeout."""
 
 
 class IKRPCController(Interface):

@@ -14,11 +14,9 @@ L{LookupReporter}, normally the routing table of the lookup's address family.
 
 from __future__ import annotations
 
-import ipaddress
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias
+from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -26,30 +24,21 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from . import krpc
-from .addresses import Address, isIPv6, isLocal
-from .errors import KRPCError, MalformedMessage, ProtocolStopped, QueryTimeout
+from .addresses import Address
+from .candidates import Candidate, Candidates
+from .errors import KRPCError, MalformedMessage, ProtocolStopped, QueryTimeout, SendFailed
+from .interfaces import LookupReporter, SendQuery
 from .krpc import Response
 from .nodeid import ID_LENGTH
-
-SendQuery: TypeAlias = Callable[[Address, bytes, "dict[bytes, Any]", float], "Deferred[Response]"]
-"""C{send(address, method, args, timeout)}: send one query and return a Deferred that fires
-with the L{Response}, or fails with L{KRPCError}, L{QueryTimeout}, L{ProtocolStopped} or
-L{CancelledError}. C{args} excludes our own id: the sender adds it."""
 
 FIND_NODE = b"find_node"
 GET_PEERS = b"get_peers"
 
+_QUIET_FAILURES = (KRPCError, ProtocolStopped, CancelledError, SendFailed)
+"""Failures of a query that end it without a log line: only a timeout counts against the
+node, and a local send error (L{SendFailed}) is ours, not the remote node's."""
+
 _log = Logger()
-
-
-class LookupReporter(Protocol):
-    """What a lookup tells the routing table of its address family."""
-
-    def nodeResponded(self, nodeId: bytes, address: Address) -> None:
-        """A node answered one of our queries with a well-formed reply."""
-
-    def nodeFailed(self, address: Address) -> None:
-        """A node did not answer one of our queries before the final timeout."""
 
 
 @dataclass
@@ -73,39 +62,12 @@ class LookupResult:
     hop-n reply is hop n+1."""
 
 
-class _Candidate:
-    """A contact of the lookup, with its state."""
-
-    __slots__ = (
-        "address",
-        "distance",
-        "eligible",
-        "failed",
-        "hop",
-        "nodeId",
-        "queried",
-        "responded",
-        "token",
-    )
-
-    def __init__(self, nodeId: bytes, address: Address, distance: int, hop: int) -> None:
-        self.nodeId = nodeId
-        self.address = address
-        self.distance = distance
-        self.hop = hop
-        self.queried = False
-        self.responded = False
-        self.failed = False
-        self.eligible = True
-        self.token: bytes | None = None
-
-
 class _Pending:
     """One query in flight."""
 
     __slots__ = ("candidate", "deferred", "slow", "timer")
 
-    def __init__(self, candidate: _Candidate, deferred: Deferred[Response]) -> None:
+    def __init__(self, candidate: Candidate, deferred: Deferred[Response]) -> None:
         self.candidate = candidate
         self.deferred = deferred
         self.timer: IDelayedCall | None = None
@@ -145,6 +107,7 @@ class Lookup:
         send: SendQuery,
         reporter: LookupReporter | None,
         *,
+        reactor: IReactorTime,
         method: bytes = FIND_NODE,
         ipv6: bool = False,
         k: int = 8,
@@ -157,7 +120,6 @@ class Lookup:
         relaxLocal: bool = False,
         eligible: Callable[[bytes, Address], bool] | None = None,
         onPeer: Callable[[Address], object] | None = None,
-        reactor: IReactorTime | None = None,
     ) -> None:
         if method not in (FIND_NODE, GET_PEERS):
             raise ValueError(f"cannot look up with {method!r}")
@@ -165,11 +127,7 @@ class Lookup:
             raise ValueError("the target must be 20 bytes")
         if k < 1 or alpha < 1 or maxCandidates < 1:
             raise ValueError("k, alpha and maxCandidates must be positive")
-        if reactor is None:
-            from twisted.internet import reactor as _reactor
-
-            reactor = _reactor  # type: ignore[assignment]
-        self.reactor: IReactorTime = reactor  # type: ignore[assignment]
+        self.reactor = reactor
         self.target = target
         self.ownId = ownId
         self.method = method
@@ -186,19 +144,19 @@ class Lookup:
         self._reporter = reporter
         self._eligible = eligible
         self._onPeer = onPeer
-        self._targetInt = int.from_bytes(target, "big")
         args: dict[bytes, Any] = {(b"info_hash" if method == GET_PEERS else b"target"): target}
         if ipv6:
             args[b"want"] = [b"n6"]
         self._args = args
 
-        # Candidates sorted by distance; ids are unique in a lookup, so are distances.
-        self._candidates: list[_Candidate] = []
-        self._distances: list[int] = []
-        self._ids: set[bytes] = set()
-        self._addresses: set[tuple[bytes, int]] = set()
-        self._ips: set[bytes] = set()
-        self._subnets: set[bytes] = set()
+        self._candidates = Candidates(
+            target,
+            ownId,
+            ipv6=ipv6,
+            limit=maxCandidates,
+            restrictSubnets=restrictSubnets,
+            relaxLocal=relaxLocal,
+        )
         self._pending: dict[Address, _Pending] = {}
         self._active = 0
         """Queries in flight that are not slow: the ones holding a slot."""
@@ -223,7 +181,7 @@ class Lookup:
             raise RuntimeError("a Lookup can only be started once")
         self._deferred = Deferred(self._cancel)
         for nodeId, address in seeds:
-            self._addCandidate(nodeId, address, 1)
+            self._candidates.add(nodeId, address, 1)
         self._step()
         return self._deferred
 
@@ -231,57 +189,6 @@ class Lookup:
     def finished(self) -> bool:
         """Whether the lookup is over (finished or cancelled)."""
         return self._finished
-
-    # Candidates ---------------------------------------------------------------
-
-    def _addCandidate(self, nodeId: bytes, address: Address, hop: int) -> None:
-        if len(nodeId) != ID_LENGTH or nodeId == self.ownId or nodeId in self._ids:
-            return
-        host, port = address
-        if not 0 < port < 65536 or isIPv6(host) != self.ipv6:
-            return
-        try:
-            ip = ipaddress.ip_address(host).packed
-        except ValueError:
-            _log.debug("Lookup ignores the invalid address {address!r}", address=address)
-            return
-        key = (ip, port)
-        if key in self._addresses:
-            return
-        subnet = ip[:8] if self.ipv6 else ip[:3]
-        if not (self.relaxLocal and isLocal(ip)) and (
-            ip in self._ips or (self.restrictSubnets and subnet in self._subnets)
-        ):
-            return
-        self._addresses.add(key)
-        self._ips.add(ip)
-        self._subnets.add(subnet)
-        self._ids.add(nodeId)
-        distance = int.from_bytes(nodeId, "big") ^ self._targetInt
-        candidate = _Candidate(nodeId, address, distance, hop)
-        self._insert(candidate)
-        if len(self._candidates) > self.maxCandidates:
-            self._prune()
-
-    def _insert(self, candidate: _Candidate) -> None:
-        index = bisect_left(self._distances, candidate.distance)
-        self._distances.insert(index, candidate.distance)
-        self._candidates.insert(index, candidate)
-
-    def _remove(self, candidate: _Candidate) -> None:
-        index = bisect_left(self._distances, candidate.distance)
-        del self._distances[index]
-        del self._candidates[index]
-
-    def _prune(self) -> None:
-        """Drop the farthest contacts never queried, down to C{maxCandidates}."""
-        candidates = self._candidates
-        index = len(candidates) - 1
-        while len(candidates) > self.maxCandidates and index >= 0:
-            if not candidates[index].queried:
-                del candidates[index]
-                del self._distances[index]
-            index -= 1
 
     # The traversal ------------------------------------------------------------
 
@@ -303,7 +210,7 @@ class Lookup:
     def _stepOnce(self) -> None:
         wanted = self.k
         busy = False  # something among the closest is in flight or not yet queried
-        toSend: list[_Candidate] = []
+        toSend: list[Candidate] = []
         slots = self.alpha - self._active
         budget = self.maxQueries - self._queries
         for candidate in self._candidates:
@@ -326,7 +233,7 @@ class Lookup:
                 return
             self._query(candidate)
 
-    def _query(self, candidate: _Candidate) -> None:
+    def _query(self, candidate: Candidate) -> None:
         candidate.queried = True
         self._queries += 1
         try:
@@ -378,7 +285,7 @@ class Lookup:
             self._step()
             return
         nodeId = response.nodeId
-        if nodeId != candidate.nodeId and not self._rekey(candidate, nodeId):
+        if nodeId != candidate.nodeId and not self._candidates.rekey(candidate, nodeId):
             candidate.failed = True
             self._step()
             return
@@ -395,20 +302,8 @@ class Lookup:
             self._gotPeer(peer)
         hop = candidate.hop + 1
         for newId, newAddress in nodes:
-            self._addCandidate(newId, newAddress, hop)
+            self._candidates.add(newId, newAddress, hop)
         self._step()
-
-    def _rekey(self, candidate: _Candidate, nodeId: bytes) -> bool:
-        """Move a candidate that answered with another id than we knew to its real place."""
-        if len(nodeId) != ID_LENGTH or nodeId == self.ownId or nodeId in self._ids:
-            return False
-        self._remove(candidate)
-        self._ids.discard(candidate.nodeId)
-        self._ids.add(nodeId)
-        candidate.nodeId = nodeId
-        candidate.distance = int.from_bytes(nodeId, "big") ^ self._targetInt
-        self._insert(candidate)
-        return True
 
     def _gotPeer(self, peer: Address) -> None:
         if peer in self._peerSet:
@@ -430,7 +325,7 @@ class Lookup:
         error = failure.value
         if isinstance(error, QueryTimeout):
             self._report("nodeFailed", candidate.address)
-        elif not isinstance(error, KRPCError | ProtocolStopped | CancelledError):
+        elif not isinstance(error, _QUIET_FAILURES):
             _log.failure(
                 "Unexpected failure of a query to {address}", failure, address=candidate.address
             )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail
@@ -12,10 +11,9 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from .addresses import Address
 from .errors import ProtocolStopped, QueryDropped
+from .interfaces import SendQuery
 from .krpc import Response
 from .ratelimit import TokenBucket
-
-SendQuery = Callable[[Address, bytes, dict[bytes, Any], float | None], Deferred[Response]]
 
 
 class _QueuedQuery:
@@ -40,7 +38,8 @@ class QueryPacer:
 
     At most C{maxQueued} queries wait; beyond that a query fails at once with
     L{QueryDropped} (counted in C{dropped}). Cancelling a waiting query removes it;
-    cancelling a sent one cancels the query. L{stop} fails every waiting query.
+    cancelling a sent one cancels the query. L{stop} fails every waiting query. A C{send}
+    that raises fails only its own query: the queue keeps draining.
     """
 
     def __init__(
@@ -63,7 +62,7 @@ class QueryPacer:
     ) -> Deferred[Response]:
         """Send now if the rate allows and nothing waits, else queue (or drop when full)."""
         if not self._queued and self.bucket.take():
-            return self.send(address, method, args, timeout)
+            return self._sendOne(address, method, args, timeout)
         if len(self._queued) >= self.maxQueued:
             self.dropped += 1
             return fail(QueryDropped("too many queries wait for the query-rate limit"))
@@ -99,6 +98,14 @@ class QueryPacer:
         self._drainTimer = None
         while self._queued and self.bucket.take():
             entry = self._queued.popleft()
-            entry.sent = self.send(entry.address, entry.method, entry.args, entry.timeout)
+            entry.sent = self._sendOne(entry.address, entry.method, entry.args, entry.timeout)
             entry.sent.chainDeferred(entry.deferred)
         self._scheduleDrain()
+
+    def _sendOne(
+        self, address: Address, method: bytes, args: dict[bytes, Any], timeout: float | None
+    ) -> Deferred[Response]:
+        try:
+            return self.send(address, method, args, timeout)
+        except Exception:
+            return fail()

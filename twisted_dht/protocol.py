@@ -54,9 +54,10 @@ COUNTERS = (
 PACKED_ADDRESS_CACHE = 4096
 """Requester addresses whose compact form is kept for the ``ip`` of replies."""
 
-_SEND_ERRORS = (OSError, ValueError, MessageLengthError)
+_SEND_ERRORS = (OSError, ValueError, OverflowError, MessageLengthError)
 """What a UDP send raises for a local failure: OSError (no route, EAGAIN), ValueError
-(Twisted's InvalidAddressError: a hostname, the wrong family), MessageLengthError."""
+(Twisted's InvalidAddressError: a hostname, the wrong family), OverflowError (a port over
+65535), MessageLengthError."""
 
 
 class KRPCProtocol(DatagramProtocol):
@@ -181,7 +182,12 @@ class KRPCProtocol(DatagramProtocol):
             self._handlerFailed,
             callbackArgs=(query, address),
             errbackArgs=(query, address),
-        ).addBoth(lambda _: self._answered(query, address))
+        ).addBoth(self._answeredLater, query, address)
+
+    def _answeredLater(self, result: object, query: Query, address: Address) -> None:
+        if isinstance(result, Failure):
+            self.log.failure("Cannot reply to {address}", result, address=address)
+        self._answered(query, address)
 
     def _answered(self, query: Query, address: Address) -> None:
         try:
