@@ -234,6 +234,7 @@ class MakeServiceTests(SynchronousTestCase):
                 "enforceNodeId": False,
                 "queryRateLimit": 500.0,
                 "outgoingQueryRate": 100.0,
+                "amplification": 4.0,
             },
         )
         self.assertIsNone(service.node)
@@ -288,6 +289,7 @@ class HardeningOptionsTests(SynchronousTestCase):
         self.assertEqual(node.policy.ipRateLimit, 5.0)
         self.assertEqual(node.policy.uploadLimit, 65536)
         self.assertEqual(node.policy.queryRateLimit, 500.0)
+        self.assertEqual(node.policy.amplification, 4.0)
         self.assertIsNone(node.ipv4.table.admit)
 
     def test_options(self) -> None:
@@ -295,19 +297,24 @@ class HardeningOptionsTests(SynchronousTestCase):
         node = nodeOf(
             self,
             "--ip-rate-limit", "20", "--upload-limit", "8000", "--enforce-node-id",
-            "--query-rate-limit", "50", "--outgoing-query-rate", "7",
+            "--query-rate-limit", "50", "--outgoing-query-rate", "7", "--amplification", "2.5",
         )  # fmt: skip
         self.assertEqual(node.policy.ipRateLimit, 20.0)
         self.assertEqual(node.policy.uploadLimit, 8000)
         self.assertEqual(node.policy.queryRateLimit, 50)
         self.assertEqual(node.sender.pacer.bucket.rate, 7)
+        self.assertEqual(node.policy.amplification, 2.5)
         self.assertIsNotNone(node.ipv4.table.admit)
 
     def test_zeroTurnsOff(self) -> None:
-        """0 disables the per-IP blocker, the upload and the query budgets."""
+        """0 disables the per-IP blocker, the upload and query budgets and the
+        amplification limit."""
         node = nodeOf(
-            self, "--ip-rate-limit", "0", "--upload-limit", "0", "--query-rate-limit", "0"
-        )
+            self,
+            "--ip-rate-limit", "0", "--upload-limit", "0", "--query-rate-limit", "0",
+            "--amplification", "0",
+        )  # fmt: skip
+        self.assertEqual(node.policy.amplification, 0)
         self.assertFalse(node.policy.blocker.enabled)
         self.assertFalse(node.policy.uploadBucket.enabled)
         self.assertFalse(node.policy.queryBucket.enabled)

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from . import ratelimit
 from .addresses import Address, formatAddress
+from .admission import AMPLIFICATION
 from .bootstrap import DEFAULT_ROUTERS
 from .node import DHTNode
 from .periodic import Periodic
@@ -65,6 +66,7 @@ class DHTService(service.MultiService):
         uploadLimit: float = ratelimit.DEFAULT_UPLOAD_LIMIT,
         queryRateLimit: float = ratelimit.DEFAULT_QUERY_RATE,
         outgoingQueryRate: float = ratelimit.DEFAULT_OUTGOING_QUERY_RATE,
+        amplification: float = AMPLIFICATION,
         reactor: Any = None,
     ) -> None:
         """
@@ -85,8 +87,8 @@ class DHTService(service.MultiService):
         @param enforceNodeId: keep nodes whose id fails BEP 42 out of the routing tables.
         @param maxPeersPerInfoHash: peers stored per info_hash (and family).
         @param maxInfoHashes: info_hashes stored.
-        @param ipRateLimit: see L{DHTNode}; so are C{uploadLimit}, C{queryRateLimit} and
-            C{outgoingQueryRate}.
+        @param ipRateLimit: see L{DHTNode}; so are C{uploadLimit}, C{queryRateLimit},
+            C{outgoingQueryRate} and C{amplification}.
         """
         super().__init__()  # type: ignore[no-untyped-call]
         if reactor is None:
@@ -116,6 +118,7 @@ class DHTService(service.MultiService):
             "uploadLimit": uploadLimit,
             "queryRateLimit": queryRateLimit,
             "outgoingQueryRate": outgoingQueryRate,
+            "amplification": amplification,
         }
         """The options the node is built with (see L{DHTNode})."""
         self.node: DHTNode | None = None

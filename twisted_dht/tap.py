@@ -10,6 +10,7 @@ from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
 from .addresses import Address, isIPLiteral, parseAnnounce, parseHostPort
+from .admission import AMPLIFICATION
 from .bootstrap import DEFAULT_ROUTERS
 from .nodeid import parseHex
 from .ratelimit import (
@@ -99,6 +100,9 @@ class Options(usage.Options):
          "Incoming queries/s answered in all; the excess is dropped.", _nonNegative],
         ["outgoing-query-rate", None, DEFAULT_OUTGOING_QUERY_RATE,
          "Queries/s the node sends; the excess waits in a bounded queue.", _nonNegative],
+        ["amplification", None, AMPLIFICATION,
+         "A reply to an unverified requester is at most this many times its query's size.",
+         _nonNegative],
     ]  # fmt: skip
 
     compData = usage.Completions(
@@ -217,6 +221,7 @@ def makeService(config: Options, reactor: Any = None) -> DHTService:
         uploadLimit=config["upload-limit"],
         queryRateLimit=config["query-rate-limit"],
         outgoingQueryRate=config["outgoing-query-rate"],
+        amplification=config["amplification"],
         enforceNodeId=config["enforce-node-id"],
     )
 
