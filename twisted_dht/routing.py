@@ -111,12 +111,21 @@ class RoutingTable:
         self._reset(newId, now)
         for contact in live:
             if contact.nodeId != newId:
-                self._place(contact, now)
+                self._keep(contact, now)
         for contact in sorted(cached, key=Contact.lastSeen):
             if contact.nodeId != newId and contact.nodeId not in self._byId:
-                self._place(contact, now)
+                self._keep(contact, now)
         for bucket in self._buckets:
             bucket.contacts.sort(key=Contact.lastSeen)
+
+    def _keep(self, contact: Contact, now: float) -> None:
+        """Re-insert a contact for L{setOwnId}: live, else cached. L{_place} alone would
+        drop one that the subnet rule keeps out of a bucket with room (its new bucket
+        holds the contacts of buckets that merged)."""
+        self._place(contact, now)
+        address = contact.address
+        if address not in self._byAddress and address not in self._cachedByAddress:
+            self._addCached(self._bucketFor(contact.idInt), contact)
 
     # Reporting events
 
@@ -145,7 +154,9 @@ class RoutingTable:
             if cached is not None and cached.nodeId == nodeId and self._refreshCached(cached):
                 return None
         self._seen(nodeId, address, confirmed=False)
-        return self._byAddress.get(address)
+        contact = self._byAddress.get(address)
+        # Not the contact of another id at this address (a query that evicts nobody).
+        return contact if contact is not None and contact.nodeId == nodeId else None
 
     def nodeFailed(self, address: Address) -> None:
         """Our query to C{address} timed out.
