@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_dht.addresses import Address
 from twisted_dht.admission import (
     AMPLIFICATION,
+    DROP_LOG_QUIET,
     DROP_REASONS,
     MAX_VERIFIED,
     AdmissionPolicy,
@@ -80,6 +83,53 @@ class CounterTests(PolicyTestCase):
         policy.refusedAmplification()
         policy.refusedAmplification()
         self.assertEqual(policy.counters["amplification"], 2)
+
+
+class DropWarningTests(PolicyTestCase):
+    """A limit that starts dropping says so once, not once per packet."""
+
+    def warnings(self) -> list[str]:
+        return [
+            formatEvent(event) for event in self.events if event["log_level"] == LogLevel.warn
+        ]
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+    def test_oneWarningForAFlood(self) -> None:
+        """A thousand queries over the budget log one warning naming the limit and option."""
+        policy = self.policy(queryRateLimit=5)
+        now = self.clock.seconds()
+        for _ in range(1000):
+            policy.admitQuery(now)
+        self.assertEqual(policy.counters["queryLimit"], 990)
+        [warning] = self.warnings()
+        self.assertIn("Over 5 queries/s", warning)
+        self.assertIn("--query-rate-limit", warning)
+
+    def test_warnsAgainAfterQuiet(self) -> None:
+        """Drops that keep coming stay at one warning; after a quiet spell, one more."""
+        policy = self.policy(uploadLimit=100)
+        for _ in range(10):
+            policy.admitReply(1000)
+            self.clock.advance(DROP_LOG_QUIET / 20)
+        self.assertEqual(len(self.warnings()), 1)
+        self.clock.advance(DROP_LOG_QUIET)
+        policy.admitReply(1000)
+        self.assertEqual(len(self.warnings()), 2)
+        self.assertIn("--upload-limit", self.warnings()[1])
+
+    def test_eachLimitWarns(self) -> None:
+        """The per-IP blocker and the amplification rule warn too; read-only mode does not."""
+        policy = self.policy(ipRateLimit=1, readOnly=True)
+        self.datagrams(policy, PUBLIC, 100)
+        policy.refusedAmplification()
+        policy.admitQuery(self.clock.seconds())
+        self.assertEqual(policy.counters["readOnly"], 1)
+        [blocked, amplified] = self.warnings()
+        self.assertIn("--ip-rate-limit", blocked)
+        self.assertIn("are not sent", amplified)
 
 
 class AdmitDatagramTests(PolicyTestCase):

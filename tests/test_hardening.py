@@ -13,6 +13,7 @@ from twisted_dht.addresses import Address, packAddress
 from twisted_dht.admission import AMPLIFICATION
 from twisted_dht.errors import QueryDropped
 from twisted_dht.node import DHTNode
+from twisted_dht.stats import NodeStats
 from twisted_dht.testing import FakeDatagramTransport, MemoryNetwork
 
 OUR_ID = b"\x11" * 20
@@ -41,7 +42,7 @@ class NodeTestCase(SynchronousTestCase):
         self.node.ipv4.protocol.makeConnection(self.transport)  # type: ignore[arg-type]
 
     @property
-    def counters(self) -> dict[str, Any]:
+    def stats(self) -> NodeStats:
         """The node's traffic and drop counters."""
         return self.node.stats()
 
@@ -60,7 +61,7 @@ class BlockerTests(NodeTestCase):
         """Above 5 queries/s from one IP over 10 s, the IP gets no replies and is counted."""
         answered = sum(len(self.ping(source(1))) for _ in range(200))
         self.assertEqual(answered, 50)
-        self.assertEqual(self.counters["droppedRateLimit"], 150)
+        self.assertEqual(self.stats.drops["rateLimit"], 150)
         self.assertEqual(len(self.ping(source(2))), 1)
 
     def test_blockedIPServedAfterFiveMinutes(self) -> None:
@@ -75,7 +76,7 @@ class BlockerTests(NodeTestCase):
         for _ in range(60):
             self.ping(source(1))
         self.send(b"garbage", source(1))
-        self.assertEqual(self.counters["malformed"], 0)
+        self.assertEqual(self.stats.drops["malformed"], 0)
 
 
 class BlockerOffTests(NodeTestCase):
@@ -93,8 +94,8 @@ class QueryBudgetTests(NodeTestCase):
         """Over the global query rate (burst 2 s), queries from any IP are dropped unanswered."""
         answered = sum(len(self.ping(source(i))) for i in range(50))
         self.assertEqual(answered, 20)
-        self.assertEqual(self.counters["droppedQueryLimit"], 30)
-        self.assertEqual(self.counters["errorsSent"], 0)
+        self.assertEqual(self.stats.drops["queryLimit"], 30)
+        self.assertEqual(sum(self.stats.errorsSent.values()), 0)
         self.clock.advance(1)
         self.assertEqual(sum(len(self.ping(source(100 + i))) for i in range(50)), 10)
 
@@ -108,8 +109,8 @@ class UploadBudgetTests(NodeTestCase):
         sent = sum(len(r) for r in replies)
         size = len(next(r for r in replies if r)[0])
         self.assertEqual(sent, 3000 // size)
-        self.assertEqual(self.counters["droppedUploadLimit"], 100 - sent)
-        self.assertLessEqual(self.counters["bytesOut"], 3000 + 2 * 100)
+        self.assertEqual(self.stats.drops["uploadLimit"], 100 - sent)
+        self.assertLessEqual(self.stats.bytesOut, 3000 + 2 * 100)
 
     def test_ourQueriesSpendTheBudget(self) -> None:
         """Our own queries are sent even over budget, and leave less for replies."""
@@ -117,7 +118,7 @@ class UploadBudgetTests(NodeTestCase):
             self.node.sendQuery(source(1000 + i), b"ping", {}).addErrback(lambda _: None)
         self.assertEqual(self.node.ipv4.protocol.queriesOut[b"ping"], 60)
         self.assertEqual(self.ping(source(1)), [])
-        self.assertEqual(self.counters["droppedUploadLimit"], 1)
+        self.assertEqual(self.stats.drops["uploadLimit"], 1)
         self.node.ipv4.protocol.stopProtocol()
 
 
@@ -200,7 +201,7 @@ class AmplificationTests(NodeTestCase):
         response = bencoding.encode({b"t": b"zz", b"y": b"r", b"r": {b"id": REMOTE_ID}})
         self.assertEqual(self.send(b"\xff\x00garbage", source(3)), [])
         self.assertEqual(self.send(response, source(3)), [])
-        self.assertEqual(self.counters["unknownTransaction"], 1)
+        self.assertEqual(self.stats.unknownTransactions, 1)
 
 
 class PacingTests(NodeTestCase):
@@ -277,7 +278,7 @@ class VotingTests(NodeTestCase):
         self.assertTrue(bep42.verifyId(self.node.nodeId, "81.5.5.5"))
         self.assertEqual(changed, [self.node.nodeId])
         self.assertEqual(self.node.ipv4.table.ownId, self.node.nodeId)
-        self.assertEqual(self.node.stats()["externalIP"], "81.5.5.5")
+        self.assertEqual(self.node.stats().externalIP, "81.5.5.5")
 
     def test_validIdKept(self) -> None:
         """If our id is already valid for the voted IP, it is kept and nobody is told."""
@@ -369,11 +370,11 @@ class RuntimeLimitTests(NodeTestCase):
         self.node.policy.ipRateLimit = 5
         answered = sum(len(self.ping(source(2))) for _ in range(200))
         self.assertEqual(answered, 50)
-        self.assertEqual(self.counters["droppedRateLimit"], 150)
+        self.assertEqual(self.stats.drops["rateLimit"], 150)
 
     def test_queryLimitEnabledAfterStart(self) -> None:
         """A global query limit turned on at runtime drops the excess."""
         self.node.policy.queryRateLimit = 10
         answered = sum(len(self.ping(source(i))) for i in range(50))
         self.assertEqual(answered, 20)
-        self.assertEqual(self.counters["droppedQueryLimit"], 30)
+        self.assertEqual(self.stats.drops["queryLimit"], 30)

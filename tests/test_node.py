@@ -163,10 +163,11 @@ class SwarmTests(SynchronousTestCase):
     def test_stats(self) -> None:
         """stats reports table sizes, stored peers and queries by method."""
         stats = self.swarm.nodes[0].stats()
-        self.assertGreater(stats["nodes4"], K)
-        self.assertGreater(stats["queriesIn"]["find_node"], 0)
-        self.assertIn("peers", stats)
-        self.assertEqual(stats["nodeId"], self.swarm.nodes[0].nodeId.hex())
+        self.assertGreater(stats.ipv4.nodes, K)
+        self.assertEqual(stats.ipv4.nodes, len(self.swarm.nodes[0].ipv4.table))
+        self.assertGreater(stats.queriesIn["find_node"], 0)
+        self.assertEqual(stats.peers, self.swarm.nodes[0].peerStore.peerCount())
+        self.assertEqual(stats.nodeId, self.swarm.nodes[0].nodeId)
 
 
 class LossyNetworkTests(SynchronousTestCase):

@@ -102,7 +102,7 @@ class DHTServiceTests(SynchronousTestCase):
         self.assertEqual(node.routers, [])
         for _ in range(60):
             self.reactor.advance(60)
-        self.assertEqual(node.stats()["queriesOut"], {})
+        self.assertEqual(node.stats().queriesOut, {})
         self.assertEqual(node.ipv4.protocol.pendingCount, 0)
         self.assertEqual(self.logged(LogLevel.warn), [])
 

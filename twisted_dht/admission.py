@@ -22,12 +22,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from . import ratelimit
 from .addresses import Address, isLocal
 from .krpc import Query
 from .ratelimit import DoSBlocker, TokenBucket
 from .reply import ERROR_AMPLIFICATION, MAX_REPLY_SIZE
+
+_log = Logger()
 
 AMPLIFICATION = 4.0
 """A find_node or get_peers reply to an unverified requester is at most this many times
@@ -43,6 +46,22 @@ LOCAL_CACHE = 4096
 
 DROP_REASONS = ("readOnly", "rateLimit", "queryLimit", "uploadLimit", "amplification")
 """The keys of L{AdmissionPolicy.counters}."""
+
+DROP_LOG_QUIET = 300.0
+"""A limit that starts dropping logs one warning; it logs again only after dropping
+nothing for this many seconds (the counters count every drop)."""
+
+_DROP_WARNINGS = {
+    "rateLimit": "An IP sent more than {policy.ipRateLimit:g} datagrams/s and is ignored "
+    "for 5 minutes (--ip-rate-limit)",
+    "queryLimit": "Over {policy.queryRateLimit:g} queries/s: the excess is dropped "
+    "(--query-rate-limit)",
+    "uploadLimit": "Replies over the upload budget of {policy.uploadLimit:g} bytes/s are "
+    "dropped (--upload-limit)",
+    "amplification": "Errors that would exceed {amplification}x the datagram that caused "
+    "them are not sent",
+}
+"""The warning each limit logs when it starts dropping (read-only mode logs none)."""
 
 
 class AdmissionPolicy:
@@ -77,6 +96,8 @@ class AdmissionPolicy:
         self.isResponder = isResponder
         self.counters: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         """Refusals by reason (see L{DROP_REASONS})."""
+        self.reactor = reactor
+        self._lastDrop: dict[str, float] = {}
         self._verified: OrderedDict[str, None] = OrderedDict()
         self._local: dict[str, bool] = {}
         """L{isLocal} of recent requesters' hosts (cleared at L{LOCAL_CACHE} entries)."""
@@ -141,7 +162,7 @@ class AdmissionPolicy:
         """Count one datagram from C{host}; whether the per-IP blocker lets it in."""
         if self.blocker.allow(host, now):
             return True
-        self.counters["rateLimit"] += 1
+        self._dropped("rateLimit")
         return False
 
     def admitQuery(self, now: float) -> bool:
@@ -151,7 +172,7 @@ class AdmissionPolicy:
             return False
         if self.queryBucket.take(1.0, now):
             return True
-        self.counters["queryLimit"] += 1
+        self._dropped("queryLimit")
         return False
 
     # Sending -------------------------------------------------------------------
@@ -160,7 +181,7 @@ class AdmissionPolicy:
         """Whether the upload budget pays for a reply of C{size} bytes (spent when so)."""
         if self.uploadBucket.take(size):
             return True
-        self.counters["uploadLimit"] += 1
+        self._dropped("uploadLimit")
         return False
 
     def meterQuery(self, size: int) -> None:
@@ -191,7 +212,16 @@ class AdmissionPolicy:
 
     def refusedAmplification(self) -> None:
         """Count a reply that did not fit its amplification budget."""
-        self.counters["amplification"] += 1
+        self._dropped("amplification")
+
+    def _dropped(self, reason: str) -> None:
+        """Count a drop; warn when the limit starts dropping (see L{DROP_LOG_QUIET})."""
+        self.counters[reason] += 1
+        now = self.reactor.seconds()
+        last = self._lastDrop.get(reason)
+        self._lastDrop[reason] = now
+        if last is None or not 0 <= now - last < DROP_LOG_QUIET:
+            _log.warn(_DROP_WARNINGS[reason], policy=self, amplification=ERROR_AMPLIFICATION)
 
     # Verified requesters -------------------------------------------------------
 

@@ -38,6 +38,7 @@ from .routing import RoutingTable
 from .search import Search
 from .sender import QuerySender
 from .sockets import MAX_PACKET_SIZE, listenUDP6
+from .stats import NodeStats
 from .tokens import TokenStore
 
 EXPIRY_INTERVAL = 300.0
@@ -204,6 +205,8 @@ class DHTNode:
         self.idChanged: list[Callable[[bytes], object]] = []
         self.identity.onChange(self._idChanged)
         self.running = False
+        self.startedAt: float | None = None
+        """When L{start} was last called (reactor time)."""
 
     # Wiring ------------------------------------------------------------------
 
@@ -287,6 +290,7 @@ class DHTNode:
         if self.running:
             return
         self.running = True
+        self.startedAt = self.reactor.seconds()
         self.sender.start()
         for loop in self._loops:
             loop.start()
@@ -400,39 +404,9 @@ class DHTNode:
 
     # Statistics ----------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
-        """Routing-table sizes, peers stored, queries in/out by method, errors, drops."""
-        queriesIn: Counter[str] = Counter()
-        queriesOut: Counter[str] = Counter()
-        counters: Counter[str] = Counter()
-        for family in (self.ipv4, self.ipv6):
-            protocol = family.protocol
-            queriesIn.update({k.decode("latin-1"): v for k, v in protocol.queriesIn.items()})
-            queriesOut.update({k.decode("latin-1"): v for k, v in protocol.queriesOut.items()})
-            counters.update(protocol.counters)
-        drops = {
-            "dropped" + reason[0].upper() + reason[1:]: count
-            for reason, count in self.policy.counters.items()
-        }
-        return {
-            "nodeId": self.nodeId.hex(),
-            "externalIP": self.ipv4.voter.external or self.ipv6.voter.external,
-            "blockedIPs": self.policy.blocker.blocks,
-            "queuedQueries": self.sender.queued,
-            "droppedQueryQueue": self.sender.pacer.dropped,
-            "nodes4": len(self.ipv4.table),
-            "goodNodes4": self.ipv4.table.goodCount(),
-            "nodes6": len(self.ipv6.table),
-            "goodNodes6": self.ipv6.table.goodCount(),
-            "infoHashes": self.peerStore.infoHashCount(),
-            "peers": self.peerStore.peerCount(),
-            "announcing": len(self.search.announcing()),
-            "lookups": self.search.lookupsStarted,
-            "queriesIn": dict(queriesIn),
-            "queriesOut": dict(queriesOut),
-            **counters,
-            **drops,
-        }
+    def stats(self) -> NodeStats:
+        """A snapshot of every counter and reading (see L{NodeStats})."""
+        return NodeStats.of(self)
 
 
 def _compliant(nodeId: bytes, address: Address) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeAlias
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import MessageLengthError
@@ -34,10 +34,13 @@ from .errors import (
 from .interfaces import Handler, IKRPCController
 from .krpc import Query, Response
 from .reply import Answer, buildError, buildResponse
+from .stats import Histogram, errorCodeLabel
 
 _OTHER = b"other"
 
 COUNTERS = (
+    "datagramsIn",
+    "datagramsOut",
     "bytesIn",
     "bytesOut",
     "malformed",
@@ -58,6 +61,10 @@ _SEND_ERRORS = (OSError, ValueError, OverflowError, MessageLengthError)
 """What a UDP send raises for a local failure: OSError (no route, EAGAIN), ValueError
 (Twisted's InvalidAddressError: a hostname, the wrong family), OverflowError (a port over
 65535), MessageLengthError."""
+
+
+_PendingQuery: TypeAlias = "tuple[Deferred[Response], IDelayedCall, float]"
+"""One of our queries waiting for its reply: its Deferred, its timeout, when it was sent."""
 
 
 class KRPCProtocol(DatagramProtocol):
@@ -85,7 +92,7 @@ class KRPCProtocol(DatagramProtocol):
         self.controller = controller
         self.policy = controller.policy
         self.version = version
-        self._pending: dict[tuple[bytes, Address], tuple[Deferred[Response], IDelayedCall]] = {}
+        self._pending: dict[tuple[bytes, Address], _PendingQuery] = {}
         # Plain dicts: incrementing a Counter (a dict subclass) costs twice as much.
         self.queriesIn: dict[bytes, int] = {}
         """Queries received by method (C{b"other"} for unknown methods)."""
@@ -93,6 +100,14 @@ class KRPCProtocol(DatagramProtocol):
         """Queries sent by method."""
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         """Traffic and errors, by the names in L{COUNTERS}."""
+        self.errorsSent: dict[str, int] = {}
+        """Error replies sent, by code (L{errorCodeLabel})."""
+        self.errorsReceived: dict[str, int] = {}
+        """Error replies received to our queries, by code (L{errorCodeLabel})."""
+        self.invalidQueries: dict[bytes, int] = {}
+        """Queries answered with error 203, by method (as counted in L{queriesIn})."""
+        self.roundTrips = Histogram()
+        """Seconds from each of our queries to its reply."""
         self._packed: dict[Address, bytes] = {}
         """Compact forms of recent requesters' addresses (see L{PACKED_ADDRESS_CACHE})."""
         self._handlers: dict[bytes, Handler] = {}
@@ -110,6 +125,7 @@ class KRPCProtocol(DatagramProtocol):
         """Handle one datagram from C{address}, a (host, port) pair; never raises."""
         try:  # the whole path: a try costs nothing in Python 3.11 until it catches
             counters = self.counters
+            counters["datagramsIn"] += 1
             counters["bytesIn"] += len(datagram)
             policy = self.policy
             # Only the limits need the time: without them, no clock read per datagram.
@@ -228,10 +244,15 @@ class KRPCProtocol(DatagramProtocol):
     def _handlerFailed(self, failure: Failure, query: Query, address: Address) -> None:
         error = failure.value
         size = query.size
-        if isinstance(error, KRPCError):
-            self._sendError(query.tid, error.code, error.message, address, size)
-        elif isinstance(error, MalformedMessage):
-            self._sendError(query.tid, ErrorCode.PROTOCOL, str(error), address, size)
+        if isinstance(error, KRPCError | MalformedMessage):
+            if isinstance(error, KRPCError):
+                code, message = error.code, error.message
+            else:
+                code, message = ErrorCode.PROTOCOL, str(error)
+            if code == ErrorCode.PROTOCOL:
+                method = query.method if query.method in self._handlers else _OTHER
+                self.invalidQueries[method] = self.invalidQueries.get(method, 0) + 1
+            self._sendError(query.tid, code, message, address, size)
         else:
             self.log.failure(
                 "Handler for {method} failed", failure, method=query.method.decode("latin-1")
@@ -249,6 +270,8 @@ class KRPCProtocol(DatagramProtocol):
             return
         if policy.admitReply(len(data)):
             self.counters["errorsSent"] += 1
+            label = errorCodeLabel(code)
+            self.errorsSent[label] = self.errorsSent.get(label, 0) + 1
             self._send(data, address)
 
     def _send(self, data: bytes, address: Address) -> None:
@@ -261,21 +284,26 @@ class KRPCProtocol(DatagramProtocol):
             self.counters["sendErrors"] += 1
             self.log.debug("Cannot reply to {address}: {error}", address=address, error=e)
             return
-        self.counters["bytesOut"] += len(data)
+        counters = self.counters
+        counters["datagramsOut"] += 1
+        counters["bytesOut"] += len(data)
 
     def _replyReceived(self, reply: krpc.Response | krpc.Error, address: Address) -> None:
         pending = self._pending.pop((reply.tid, address), None)
         if pending is None:
             self.counters["unknownTransaction"] += 1
             return
-        deferred, timer = pending
+        deferred, timer, sentAt = pending
         timer.cancel()
+        self.roundTrips.observe(self.clock.seconds() - sentAt)
         if type(reply) is Response:
             self.counters["responsesReceived"] += 1
             deferred.callback(reply)
         else:
             self.counters["errorsReceived"] += 1
             assert isinstance(reply, krpc.Error)
+            label = errorCodeLabel(reply.code)
+            self.errorsReceived[label] = self.errorsReceived.get(label, 0) + 1
             deferred.errback(KRPCError(reply.code, reply.message.decode("utf-8", "replace")))
 
     # Sending -----------------------------------------------------------------
@@ -301,6 +329,7 @@ class KRPCProtocol(DatagramProtocol):
         except _SEND_ERRORS as e:
             self.counters["sendErrors"] += 1
             return fail(SendFailed(address, e))
+        self.counters["datagramsOut"] += 1
         self.counters["bytesOut"] += len(data)
         self.queriesOut[method] = self.queriesOut.get(method, 0) + 1
         self.policy.meterQuery(len(data))
@@ -312,7 +341,12 @@ class KRPCProtocol(DatagramProtocol):
                 entry[1].cancel()
 
         deferred: Deferred[Response] = Deferred(cancel)
-        self._pending[key] = (deferred, self.clock.callLater(timeout, self._timedOut, key))
+        clock = self.clock
+        self._pending[key] = (
+            deferred,
+            clock.callLater(timeout, self._timedOut, key),
+            clock.seconds(),
+        )
         return deferred
 
     def _newTid(self, address: Address) -> bytes:
@@ -342,7 +376,7 @@ class KRPCProtocol(DatagramProtocol):
         """Cancel every pending timer and fail every pending query."""
         pending, self._pending = self._pending, {}
         self._sendReply = None
-        for deferred, timer in pending.values():
+        for deferred, timer, _ in pending.values():
             timer.cancel()
             deferred.errback(ProtocolStopped("the protocol stopped"))
         self.transport = None

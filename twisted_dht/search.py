@@ -61,6 +61,8 @@ class Search:
         self.eligible = eligible
         self.announceInterval = announceInterval
         self.lookupsStarted = 0
+        self.lookupsSucceeded = 0
+        """Lookups that heard from at least one eligible node."""
         self._lookups: set[Deferred[Any]] = set()
         self._announcing: dict[bytes, tuple[int | None, bool, IDelayedCall | None]] = {}
 
@@ -101,6 +103,7 @@ class Search:
         )
         self.lookupsStarted += 1
         deferred = traversal.start([*seeds, *_seedsFor(family, target)])
+        deferred.addCallback(self._finished)
         if not deferred.called:
             self._lookups.add(deferred)
             deferred.addBoth(self._forget, deferred)
@@ -109,6 +112,16 @@ class Search:
     def _forget(self, result: object, deferred: Deferred[Any]) -> object:
         self._lookups.discard(deferred)
         return result
+
+    def _finished(self, result: LookupResult) -> LookupResult:
+        if result.closest:
+            self.lookupsSucceeded += 1
+        return result
+
+    @property
+    def lookupsActive(self) -> int:
+        """Lookups running now."""
+        return len(self._lookups)
 
     def lookupAll(
         self,

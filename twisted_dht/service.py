@@ -28,9 +28,6 @@ STATS_INTERVAL = 300.0
 ANNOUNCE_CHECK_INTERVAL = 2.0
 """Seconds between two checks whether the node joined, before the first announces."""
 
-_DROP_COUNTERS = ("malformed", "unknownTransaction", "droppedReadOnly", "sendErrors")
-
-
 class DHTService(service.MultiService):
     """A DHT node bound to UDP (IPv4, and IPv6 when possible), with its state file.
 
@@ -271,8 +268,8 @@ class DHTService(service.MultiService):
         stats = self.node.stats()
         return (
             self._reactor.seconds(),
-            sum(stats["queriesIn"].values()),
-            sum(stats["queriesOut"].values()),
+            sum(stats.queriesIn.values()),
+            sum(stats.queriesOut.values()),
         )
 
     def logStats(self) -> None:
@@ -289,16 +286,16 @@ class DHTService(service.MultiService):
             "DHT stats: {nodes4} IPv4 nodes ({good4} good), {nodes6} IPv6 nodes "
             "({good6} good); {peers} peers of {infoHashes} torrents stored; "
             "{rateIn:.1f} queries/s in, {rateOut:.1f} queries/s out; {drops} dropped",
-            nodes4=stats["nodes4"],
-            good4=stats["goodNodes4"],
-            nodes6=stats["nodes6"],
-            good6=stats["goodNodes6"],
-            peers=stats["peers"],
-            infoHashes=stats["infoHashes"],
+            nodes4=stats.ipv4.nodes,
+            good4=stats.ipv4.good,
+            nodes6=stats.ipv6.nodes,
+            good6=stats.ipv6.good,
+            peers=stats.peers,
+            infoHashes=stats.infoHashes,
             rateIn=(queriesIn - last[1]) / elapsed,
             rateOut=(queriesOut - last[2]) / elapsed,
-            drops=sum(stats.get(name, 0) for name in _DROP_COUNTERS),
-            stats=stats,
+            drops=stats.dropped,
+            stats=stats.toJSON(),
         )
 
     # Stopping ----------------------------------------------------------------
