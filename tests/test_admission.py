@@ -89,9 +89,7 @@ class DropWarningTests(PolicyTestCase):
     """A limit that starts dropping says so once, not once per packet."""
 
     def warnings(self) -> list[str]:
-        return [
-            formatEvent(event) for event in self.events if event["log_level"] == LogLevel.warn
-        ]
+        return [formatEvent(event) for event in self.events if event["log_level"] == LogLevel.warn]
 
     def setUp(self) -> None:
         super().setUp()

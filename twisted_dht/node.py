@@ -9,7 +9,6 @@ token rotation and peer expiry loops. The node only builds them and orchestrates
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 

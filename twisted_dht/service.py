@@ -28,6 +28,7 @@ STATS_INTERVAL = 300.0
 ANNOUNCE_CHECK_INTERVAL = 2.0
 """Seconds between two checks whether the node joined, before the first announces."""
 
+
 class DHTService(service.MultiService):
     """A DHT node bound to UDP (IPv4, and IPv6 when possible), with its state file.
 
