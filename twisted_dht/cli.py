@@ -1,4 +1,5 @@
-"""C{python -m twisted_dht}: one-off DHT commands — lookup, announce, ping, find-node, state.
+"""C{python -m twisted_dht}: one-off DHT commands — lookup, announce, ping, find-node,
+probe, state.
 
 Exit codes: 0 success; 1 a network failure, a timeout or an unreadable state file;
 2 bad input (argparse's convention).
@@ -30,6 +31,7 @@ from .addresses import (
 from .bootstrap import DEFAULT_ROUTERS
 from .errors import KRPCError, ProtocolStopped, QueryTimeout, SendFailed
 from .node import DHTNode
+from .probe import probeCommand
 from .sockets import listenUDP6
 from .state import StateError, readState
 
@@ -66,6 +68,13 @@ def _ipv4(text: str) -> str:
     if text and not isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address):
         raise ValueError(f"{text!r} is not an IPv4 address")
     return text
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 10000:
+        raise ValueError(f"invalid count {text!r}: must be 0 to 10000")
+    return value
 
 
 def _seconds(text: str) -> float:
@@ -148,6 +157,37 @@ def buildParser() -> argparse.ArgumentParser:
         "find-node", parents=[common, output], help="find the nodes closest to an id"
     )
     findNode.add_argument("target", metavar="ID", type=infoHash, help="40 hex digits")
+    probe = commands.add_parser(
+        "probe", parents=[output], help="check that a DHT node speaks the protocol correctly"
+    )
+    probe.add_argument("address", metavar="HOST:PORT", type=hostPort, help="the node to probe")
+    probe.add_argument(
+        "--checks",
+        metavar="LIST",
+        type=lambda text: [name for name in text.split(",") if name],
+        help="comma-separated checks to run (default: all but burst)",
+    )
+    probe.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_argumentType(_seconds, "seconds"),
+        default=2.0,
+        help="how long to wait for each reply (default: 2)",
+    )
+    probe.add_argument(
+        "--source-ip",
+        metavar="IP",
+        action="append",
+        default=[],
+        help="a local address to probe from (repeatable; two test token binding)",
+    )
+    probe.add_argument(
+        "--burst",
+        metavar="N",
+        type=_argumentType(_count, "count"),
+        default=0,
+        help="also send a burst of N pings to see the node's rate limiting (default: off)",
+    )
     state = commands.add_parser("state", parents=[output], help="print a state file")
     state.add_argument("path", metavar="FILE", help="the state file of a twistd dht node")
     return parser
@@ -393,7 +433,10 @@ class Session:
 
 
 async def _main(reactor: Any, args: argparse.Namespace, console: Console) -> None:
-    code = await Session(reactor, args, console).run()
+    if args.command == "probe":
+        code = await probeCommand(reactor, args, console)
+    else:
+        code = await Session(reactor, args, console).run()
     if code:
         raise SystemExit(code)
 
