@@ -44,6 +44,7 @@ from twisted_dht.addresses import Address
 from twisted_dht.krpc import Response
 from twisted_dht.node import DHTNode
 from twisted_dht.nodeid import randomId
+from twisted_dht.probe import FAIL, PASS, UNSUPPORTED, runProbe
 from twisted_dht.service import DHTService
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -636,3 +637,48 @@ class PacketLogTests(_InteropTestCase):
         self.assertEqual({p.message.get(b"ro") for p in readOnly if p.message}, {1})
         self.assertNoErrorsSent(hub, member, reader)
         await self.assertCleanExchanges(lt, ours)
+
+
+class ProbeTests(_InteropTestCase):
+    """python -m twisted_dht probe against the other implementations: what each passes,
+    fails and does not support (README's table lists the same)."""
+
+    timeout = 90
+
+    async def probeReport(self, address: Address) -> dict[str, str]:
+        """The checks that did not pass, with their status."""
+        report = await runProbe(reactor, address)
+        self.assertLess(report.datagramsSent, 300)
+        return {r.name: r.status for r in report.results if r.status != PASS}
+
+    async def test_libtorrent(self) -> None:
+        """libtorrent 2.1.1 accepts port 0, answers an unknown method with 203, sends
+        1,122 bytes for 100 stored peers, and (IPv4 only here) gives no nodes6."""
+        lt = await self.libtorrent()
+        self.assertEqual(
+            await self.probeReport(lt.address),
+            {
+                "error-port-zero": FAIL,
+                "error-unknown-method": FAIL,
+                "reply-size": FAIL,
+                "want-n4-n6": UNSUPPORTED,
+            },
+        )
+
+    async def test_bittorrentDHT(self) -> None:
+        """bittorrent-dht answers a query without an id, ignores some malformed queries
+        instead of answering 203/204, binds tokens to the IP only, answers find_node with
+        its whole table, and implements none of BEP 32, 42's ip, 43, 51 or v."""
+        bt = await self.btdht([])
+        statuses = await self.probeReport(bt.address)
+        # Whether the read-only querier is seen in its table depends on its bucket state.
+        self.assertIn(statuses.pop("read-only", UNSUPPORTED), (FAIL, UNSUPPORTED))
+        failed = [
+            "error-missing-id", "error-short-id", "error-missing-port", "error-missing-token",
+            "error-port-zero", "error-unknown-method", "token-info-hash", "reply-size",
+            "amplification",
+        ]  # fmt: skip
+        unsupported = ["want-n4-n6", "bep42-ip", "sample-infohashes", "version"]
+        self.assertEqual(
+            statuses, {**dict.fromkeys(failed, FAIL), **dict.fromkeys(unsupported, UNSUPPORTED)}
+        )

@@ -127,9 +127,10 @@ def _errorCheck(code: int, build: Callable[[Probe], Awaitable[tuple[bytes, Any]]
         if isinstance(reply, Response):
             raise CheckFailed(f"answered with a response (expected error {code})")
         assert isinstance(reply, krpc.Error)
+        message = reply.message.decode("utf-8", "replace")
         if reply.code != code:
-            raise CheckFailed(f"error {reply.code} {reply.message!r} (expected {code})")
-        return f"error {code} {reply.message.decode('utf-8', 'replace')!r}"
+            raise CheckFailed(f"error {reply.code} {message!r} (expected {code})")
+        return f"error {code} {message!r}"
 
     return check
 

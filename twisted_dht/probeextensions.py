@@ -72,6 +72,8 @@ async def checkReplySize(probe: Probe) -> str:
         evidence = f"{announced} peers announced, get_peers gave {values} values; "
     else:
         evidence = ""
+    # Once the announcers answered its pings, a node's table may hold them too.
+    await probe.askResponse(b"find_node", {b"target": os.urandom(20), b"want": [b"n4", b"n6"]})
     largest = max((len(d) for d in probe.received()), default=0)
     if largest > MAX_REPLY:
         raise CheckFailed(f"{evidence}a reply of {largest} bytes (over {MAX_REPLY})")
@@ -106,7 +108,7 @@ async def checkWant(probe: Probe) -> str:
     args = {b"target": os.urandom(20), b"want": [b"n4", b"n6"]}
     reply = await probe.askResponse(b"find_node", args)
     if b"nodes6" not in reply.values:
-        raise NotSupported("want n4+n6 gave no nodes6 (BEP 32 not implemented)")
+        raise NotSupported("want n4+n6 gave no nodes6 (no IPv6 contacts, or no BEP 32)")
     return f"{len(nodesOf(reply))} nodes and {len(nodesOf(reply, b'nodes6'))} nodes6"
 
 
@@ -169,7 +171,10 @@ async def checkReadOnly(probe: Probe) -> str:
 
 
 async def checkSampleInfohashes(probe: Probe) -> str:
-    reply = await probe.ask(b"sample_infohashes", {b"target": os.urandom(20)})
+    args = {b"target": os.urandom(20)}
+    reply = await probe.main.query(b"sample_infohashes", args, probe.timeout)
+    if reply is None:
+        raise NotSupported("no reply (BEP 51 not implemented)")
     if isinstance(reply, krpc.Error):
         raise NotSupported(f"error {reply.code} (BEP 51 not implemented)")
     values = responseOf(reply, "sample_infohashes").values
@@ -192,10 +197,14 @@ async def checkVersion(probe: Probe) -> str:
 
 def describeVersion(version: bytes) -> str:
     """A person's reading of a C{v} field: client and version, or the raw bytes."""
-    if len(version) == 4:
-        client = CLIENTS.get(version[:2], version[:2].decode("latin-1"))
-        return f"{client} {version[2]}.{version[3]} ({version!r})"
-    return repr(version)
+    if len(version) != 4:
+        return repr(version)
+    client = CLIENTS.get(version[:2], version[:2].decode("latin-1"))
+    if version[:2] == b"LT":  # major, then minor and tiny in a nibble each (LT 2.1.1: 02 11)
+        number = f"{version[2]}.{version[3] >> 4}.{version[3] & 15}"
+    else:
+        number = f"{version[2]}.{version[3]}"
+    return f"{client} {number} ({version!r})"
 
 
 async def checkBurst(probe: Probe) -> str:
