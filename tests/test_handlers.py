@@ -7,7 +7,6 @@ and decodes what the protocols sent: the path a query takes in production.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -42,13 +41,6 @@ PUBLIC: Address = ("203.0.113.5", 6881)
 ZONED: Address = ("fe80::1%eth0", 6881)
 
 
-def tokenStore(clock: Clock) -> TokenStore:
-    """A token store, given our clock if it still takes one (it is losing its clock)."""
-    if "reactor" in inspect.signature(TokenStore).parameters:
-        return TokenStore(reactor=clock)  # type: ignore[call-arg]
-    return TokenStore()
-
-
 class HandlerTestCase(SynchronousTestCase):
     """A node's parts wired as DHTNode wires them, one protocol per family, on a Clock."""
 
@@ -72,7 +64,7 @@ class HandlerTestCase(SynchronousTestCase):
         self.table6 = RoutingTable(LOCAL_ID, reactor=clock)
         self.identity.onChange(self.table4.setOwnId)
         self.identity.onChange(self.table6.setOwnId)
-        self.tokens = tokenStore(clock)
+        self.tokens = TokenStore()
         self.peers = PeerStore(reactor=clock)
         self.policy = AdmissionPolicy(
             reactor=clock,

@@ -76,3 +76,19 @@ class SendFailed(Exception):
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         reason = getattr(self.reason, "strerror", None) or self.reason
         return f"cannot send to {where}: {reason}"
+
+
+class PutRefused(Exception):
+    """Nodes refused a BEP 44 put with C{code} (301: the C{cas} was not their C{seq};
+    302: they hold a newer C{seq}): get the item, then put again. C{accepted} nodes
+    took it all the same (nodes that held no item)."""
+
+    def __init__(self, code: int, refusals: int, accepted: int = 0) -> None:
+        super().__init__(code, refusals, accepted)
+        self.code = code
+        self.refusals = refusals
+        self.accepted = accepted
+
+    def __str__(self) -> str:
+        why = "CAS mismatch" if self.code == ErrorCode.CAS_MISMATCH else "a newer seq is stored"
+        return f"the put was refused by {self.refusals} nodes: {why} (error {self.code})"

@@ -87,7 +87,7 @@ class QueryHandlers:
         target = krpc.queryTarget(query)
         if target is None:
             raise _missing("target")
-        return self._withNodes({b"id": self.identity.nodeId}, target, query, address)
+        return self.withNodes({b"id": self.identity.nodeId}, target, query, address)
 
     def krpc_get_peers(self, query: Query, address: Address) -> Answer:
         """get_peers: a token, the closest nodes, and the peers we store (as many as the
@@ -99,7 +99,7 @@ class QueryHandlers:
             b"id": self.identity.nodeId,
             b"token": self.tokens.generate(address[0], infoHash),
         }
-        answer = self._withNodes(fields, infoHash, query, address)
+        answer = self.withNodes(fields, infoHash, query, address)
         ipv6 = ":" in address[0]
         width = _VALUE_WIDTH_6 if ipv6 else _VALUE_WIDTH_4
         peers = self.peers
@@ -129,7 +129,7 @@ class QueryHandlers:
             b"interval": SAMPLE_INTERVAL,
             b"num": self.peers.infoHashCount(),
         }
-        answer = self._withNodes(fields, target, query, address)
+        answer = self.withNodes(fields, target, query, address)
         samples = self._currentSample()
         answer.tail = lambda room: bytesTail(b"samples", samples, 20, room)
         return answer
@@ -170,7 +170,7 @@ class QueryHandlers:
         self.peers.addPeer(infoHash, (address[0], port), seed=krpc.querySeed(query))
         return self._onlyId()
 
-    def _withNodes(
+    def withNodes(
         self, fields: dict[bytes, Any], target: bytes, query: Query, address: Address
     ) -> Answer:
         """An answer of C{fields} and the closest nodes of the families C{want} asks for

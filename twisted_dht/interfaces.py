@@ -82,6 +82,28 @@ class IPeerStore(Interface):
         """Drop expired peers, and info_hashes left without peers."""
 
 
+class IItemStore(Interface):
+    """BEP 44 items stored for others, served by get; the same pattern as L{IPeerStore}
+    (no timers: the node calls L{removeExpired}). The handlers check tokens, sizes,
+    signatures, C{cas} and C{seq} before they call L{put}."""
+
+    def get(target: bytes) -> Any:
+        """The L{twisted_dht.bep44.Item} stored under C{target}, or None."""
+
+    def put(item: Any, putter: str) -> None:
+        """Store a checked L{twisted_dht.bep44.Item} put from IP C{putter}; an item with
+        the C{seq} of the stored one only refreshes it (the value stays)."""
+
+    def immutableCount() -> int:
+        """How many immutable items are stored."""
+
+    def mutableCount() -> int:
+        """How many mutable items are stored."""
+
+    def removeExpired() -> int:
+        """Drop expired items; how many went."""
+
+
 class IEncodedPeerSource(Interface):
     """An optional fast path of an L{IPeerStore}: peers already bencoded for a reply."""
 

@@ -273,7 +273,11 @@ def unpackValues(values: Any) -> list[Address]:
 # Typed argument accessors ----------------------------------------------------
 
 
-def _bytesArg(query: Query, key: bytes, length: int | None = None) -> bytes | None:
+def bytesArg(query: Query, key: bytes, length: int | None = None) -> bytes | None:
+    """Argument C{key}: a byte string (of C{length} bytes when given), or None if absent.
+
+    @raise MalformedMessage: when it is anything else (answered with 203).
+    """
     value = query.args.get(key)
     if value is None:
         return None
@@ -283,7 +287,8 @@ def _bytesArg(query: Query, key: bytes, length: int | None = None) -> bytes | No
     return value
 
 
-def _intArg(query: Query, key: bytes) -> int | None:
+def intArg(query: Query, key: bytes) -> int | None:
+    """Argument C{key}: an integer, or None if absent (see L{bytesArg})."""
     value = query.args.get(key)
     if value is None:
         return None
@@ -294,42 +299,42 @@ def _intArg(query: Query, key: bytes) -> int | None:
 
 def queryTarget(query: Query) -> bytes | None:
     """``target`` (find_node, get, sample_infohashes): 20 bytes, or None."""
-    return _bytesArg(query, b"target", ID_LENGTH)
+    return bytesArg(query, b"target", ID_LENGTH)
 
 
 def queryInfoHash(query: Query) -> bytes | None:
     """``info_hash`` (get_peers, announce_peer): 20 bytes, or None."""
-    return _bytesArg(query, b"info_hash", ID_LENGTH)
+    return bytesArg(query, b"info_hash", ID_LENGTH)
 
 
 def queryToken(query: Query) -> bytes | None:
     """``token`` (announce_peer), or None."""
-    return _bytesArg(query, b"token")
+    return bytesArg(query, b"token")
 
 
 def queryPort(query: Query) -> int | None:
     """``port`` (announce_peer), or None; range checks are the handler's."""
-    return _intArg(query, b"port")
+    return intArg(query, b"port")
 
 
 def queryImpliedPort(query: Query) -> bool:
     """``implied_port``: use the UDP source port instead of ``port``."""
-    return bool(_intArg(query, b"implied_port"))
+    return bool(intArg(query, b"implied_port"))
 
 
 def querySeed(query: Query) -> bool:
     """BEP 33 ``seed`` flag of an announce."""
-    return bool(_intArg(query, b"seed"))
+    return bool(intArg(query, b"seed"))
 
 
 def queryNoSeed(query: Query) -> bool:
     """BEP 33 ``noseed`` flag of a get_peers."""
-    return bool(_intArg(query, b"noseed"))
+    return bool(intArg(query, b"noseed"))
 
 
 def queryScrape(query: Query) -> bool:
     """BEP 33 ``scrape`` flag of a get_peers."""
-    return bool(_intArg(query, b"scrape"))
+    return bool(intArg(query, b"scrape"))
 
 
 def queryWant(query: Query) -> frozenset[bytes] | None:

@@ -33,6 +33,11 @@ from .nodeid import ID_LENGTH
 
 FIND_NODE = b"find_node"
 GET_PEERS = b"get_peers"
+GET = b"get"
+"""BEP 44's get: a lookup like get_peers whose replies carry items instead of peers."""
+
+_TOKENS = (GET_PEERS, GET)
+"""The methods whose replies carry a token."""
 
 _QUIET_FAILURES = (KRPCError, ProtocolStopped, CancelledError, SendFailed)
 """Failures of a query that end it without a log line: only a timeout counts against the
@@ -51,8 +56,8 @@ class LookupResult:
     peers: list[Address] = field(default_factory=list)
     """get_peers only: the peers found, de-duplicated, in order of arrival."""
     tokens: list[tuple[bytes, Address, bytes]] = field(default_factory=list)
-    """get_peers only: (id, address, token) of the C{k} closest eligible responders that
-    gave a token, nearest first: the targets of an announce."""
+    """get_peers and get: (id, address, token) of the C{k} closest eligible responders
+    that gave a token, nearest first: the targets of an announce or a put."""
     queries: int = 0
     """Queries sent."""
     responses: int = 0
@@ -97,6 +102,8 @@ class Lookup:
         fails BEP 42) means its nodes are used, but it does not count for termination and
         is in neither C{closest} nor C{tokens}. None: every responder is eligible.
     @param onPeer: called once for each new peer of a get_peers lookup, as it arrives.
+    @param onResponse: called with every well-formed reply (e.g. a get's items).
+    @param extraArgs: more arguments of every query (e.g. a get's C{seq}).
     @param reactor: the time source of the short timeouts.
     """
 
@@ -120,8 +127,10 @@ class Lookup:
         relaxLocal: bool = False,
         eligible: Callable[[bytes, Address], bool] | None = None,
         onPeer: Callable[[Address], object] | None = None,
+        onResponse: Callable[[Response], object] | None = None,
+        extraArgs: dict[bytes, Any] | None = None,
     ) -> None:
-        if method not in (FIND_NODE, GET_PEERS):
+        if method not in (FIND_NODE, GET_PEERS, GET):
             raise ValueError(f"cannot look up with {method!r}")
         if len(target) != ID_LENGTH:
             raise ValueError("the target must be 20 bytes")
@@ -144,7 +153,9 @@ class Lookup:
         self._reporter = reporter
         self._eligible = eligible
         self._onPeer = onPeer
+        self._onResponse = onResponse
         args: dict[bytes, Any] = {(b"info_hash" if method == GET_PEERS else b"target"): target}
+        args.update(extraArgs or {})
         if ipv6:
             args[b"want"] = [b"n6"]
         self._args = args
@@ -274,11 +285,8 @@ class Lookup:
         address = candidate.address
         try:
             nodes = krpc.responseNodes(response, self.ipv6)
-            if self.method == GET_PEERS:
-                peers = krpc.responseValues(response)
-                token = krpc.responseToken(response)
-            else:
-                peers, token = [], None
+            peers = krpc.responseValues(response) if self.method == GET_PEERS else []
+            token = krpc.responseToken(response) if self.method in _TOKENS else None
         except MalformedMessage as e:
             _log.debug("Malformed reply from {address}: {error}", address=address, error=e)
             candidate.failed = True
@@ -292,6 +300,11 @@ class Lookup:
         self._report("nodeResponded", nodeId, address)
         candidate.responded = True
         candidate.token = token
+        if self._onResponse is not None:
+            try:
+                self._onResponse(response)
+            except Exception:
+                _log.failure("onResponse failed on {address}", address=address)
         if self._eligible is not None:
             try:
                 candidate.eligible = bool(self._eligible(nodeId, address))

@@ -20,12 +20,16 @@ from twisted.logger import Logger
 from . import bep42, krpc, ratelimit
 from .addresses import Address, isIPv6
 from .admission import AMPLIFICATION, AdmissionPolicy
+from .bep44 import SigningKey
 from .bootstrap import DEFAULT_ROUTERS, BootstrapResult, Joiner
 from .controller import Controller
 from .family import NodeFamily
 from .handlers import K, QueryHandlers
-from .interfaces import IPeerStore
+from .interfaces import IItemStore, IPeerStore
 from .ipvoter import IPVoter
+from .itemclient import GetResult, ItemClient, PutResult
+from .itemhandlers import ItemHandlers
+from .items import MAX_ITEMS, ItemStore
 from .krpc import Response
 from .lookup import LookupResult
 from .maintenance import Maintenance
@@ -71,6 +75,8 @@ class DHTNode:
     @param enforceNodeId: keep nodes whose id fails BEP 42 out of the routing tables.
         Whatever it says, such nodes do not count for lookup termination and are not
         announce targets.
+    @param itemStore: where BEP 44 items are stored (default: an L{ItemStore} of
+        C{maxItems} immutable and C{maxItems} mutable items); L{items} gets and puts.
     @param version: the C{v} of our messages (None: none).
     @ivar idChanged: callables called with the new id when it changes (e.g. to save the
         state file).
@@ -105,6 +111,8 @@ class DHTNode:
         tokenStore: TokenStore | None = None,
         maxPeersPerInfoHash: int = 100,
         maxInfoHashes: int = 10000,
+        itemStore: IItemStore | None = None,
+        maxItems: int = MAX_ITEMS,
         version: bytes | None = krpc.VERSION,
     ) -> None:
         if reactor is None:
@@ -162,7 +170,19 @@ class DHTNode:
             self.policy,
             reactor=reactor,
         )
+        self.itemStore: IItemStore = itemStore or ItemStore(
+            lambda: self.identity.nodeId, reactor=reactor, maxItems=maxItems
+        )
         self.controller.addHandlers(self.handlers)
+        self.controller.addHandlers(
+            ItemHandlers(
+                self.identity,
+                self.tokenStore,
+                self.itemStore,
+                self.policy,
+                self.handlers.withNodes,
+            )
+        )
         self.sender = QuerySender(
             self.identity,
             self.ipv4,
@@ -188,6 +208,8 @@ class DHTNode:
             eligible=_compliant,
             announceInterval=announceInterval,
         )
+        self.items = ItemClient(self.search)
+        """BEP 44 get and put (see L{ItemClient})."""
         self.joiner = Joiner(self.sender, self.search, reactor=reactor, routers=routers)
         self.maintenance = Maintenance(
             self.sender,
@@ -200,6 +222,7 @@ class DHTNode:
         self._loops = [
             Periodic(self.tokenStore.rotate, self.tokenStore.interval, reactor, "Token rotation"),
             Periodic(self.peerStore.removeExpired, EXPIRY_INTERVAL, reactor, "Peer expiry"),
+            Periodic(self.itemStore.removeExpired, EXPIRY_INTERVAL, reactor, "Item expiry"),
         ]
         self.idChanged: list[Callable[[bytes], object]] = []
         self.identity.onChange(self._idChanged)
@@ -391,6 +414,16 @@ class DHTNode:
     def announcing(self) -> list[bytes]:
         """The info_hashes kept announced."""
         return self.search.announcing()
+
+    def get(self, target: bytes | None = None, **options: Any) -> Deferred[GetResult]:
+        """BEP 44 get (see L{ItemClient.get}: C{publicKey}, C{salt}, C{seq})."""
+        return self.items.get(target, **options)
+
+    def put(
+        self, value: Any, key: SigningKey | None = None, **options: Any
+    ) -> Deferred[PutResult]:
+        """BEP 44 put (see L{ItemClient.put}: C{salt}, C{seq}, C{cas})."""
+        return self.items.put(value, key, **options)
 
     def goodCount(self) -> int:
         """Good nodes in both routing tables."""

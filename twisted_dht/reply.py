@@ -19,6 +19,11 @@ from . import bencoding, krpc
 
 MAX_REPLY_SIZE = krpc.MAX_REPLY_SIZE
 
+ITEM_REPLY_SIZE = 1232
+"""The ceiling of a BEP 44 get reply carrying an item (a 1,000-byte value, its key and
+signature do not fit in 1,024 bytes): the largest UDP payload IPv6's minimum MTU carries
+unfragmented (1,280 - 40 - 8)."""
+
 ERROR_AMPLIFICATION = 4
 """An error reply is at most this many times the size of the datagram that caused it."""
 
@@ -32,13 +37,15 @@ class Answer:
     """What a query handler answers: fixed C{fields}, and parts that may be trimmed.
 
     C{nodes} and C{nodes6} are compact node infos (26 and 38 bytes each); C{tail} gives
-    the last key (see L{Tail}).
+    the last key (see L{Tail}). C{limit} is the reply's ceiling (L{MAX_REPLY_SIZE}, or
+    L{ITEM_REPLY_SIZE} for a BEP 44 item).
     """
 
     fields: dict[bytes, Any]
     nodes: bytes | None = None
     nodes6: bytes | None = None
     tail: Tail | None = None
+    limit: int = MAX_REPLY_SIZE
 
 
 _NODE_WIDTHS = {b"nodes": 26, b"nodes6": 38}
@@ -78,18 +85,20 @@ def buildResponse(
     version: bytes | None,
     budget: int = MAX_REPLY_SIZE,
 ) -> bytes | None:
-    """The response datagram to query C{tid} within C{budget} bytes (at most 1,024).
+    """The response datagram to query C{tid} within C{budget} bytes (at most 1,024, or
+    the answer's C{limit}).
 
     @param requester: the requester's packed address, echoed as C{ip} (BEP 42).
     @return: the datagram, or None when not even the fixed fields fit in 1,024 bytes.
     """
-    budget = min(budget, MAX_REPLY_SIZE)
     if type(answer) is bytes or type(answer) is dict:
         data = krpc.encodeResponse(tid, answer, requester=requester, version=version)
         if len(data) <= MAX_REPLY_SIZE:
             return data
         return _withoutVersion(tid, answer, requester)
     assert isinstance(answer, Answer)
+    limit = answer.limit
+    budget = min(budget, limit)
     fields = answer.fields
     if answer.nodes is not None:
         fields[b"nodes"] = answer.nodes
@@ -113,16 +122,16 @@ def buildResponse(
         if tail:
             size += len(tail)
             encoded = b"".join((encoded[:-1], tail, b"e"))
-    if size <= MAX_REPLY_SIZE:
+    if size <= limit:
         return krpc.encodeResponse(tid, encoded, requester=requester, version=version)
-    return _withoutVersion(tid, encoded, requester)
+    return _withoutVersion(tid, encoded, requester, limit)
 
 
 def _withoutVersion(
-    tid: bytes, values: dict[bytes, Any] | bytes, requester: bytes
+    tid: bytes, values: dict[bytes, Any] | bytes, requester: bytes, limit: int = MAX_REPLY_SIZE
 ) -> bytes | None:
     data = krpc.encodeResponse(tid, values, requester=requester, version=None)
-    return data if len(data) <= MAX_REPLY_SIZE else None
+    return data if len(data) <= limit else None
 
 
 def buildError(
