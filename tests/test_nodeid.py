@@ -103,7 +103,7 @@ class ParseHexTests(SynchronousTestCase):
     def test_parseHexNotHex(self) -> None:
         """Forty characters that are not all hex digits are reported as such."""
         error = self.assertRaises(ValueError, nodeid.parseHex, "zz" * 20)
-        self.assertIn("not a hexadecimal id", str(error))
+        self.assertIn("not hexadecimal", str(error))
         self.assertIn("zz", str(error))
 
 

@@ -16,16 +16,9 @@ from twisted_dht import bencoding, cli, krpc
 from twisted_dht.addresses import Address
 from twisted_dht.errors import ErrorCode, KRPCError
 from twisted_dht.node import DHTNode
-from twisted_dht.probe import (
-    FAIL,
-    PASS,
-    UNSUPPORTED,
-    ProbeReport,
-    formatReport,
-    probeCommand,
-    runProbe,
-)
+from twisted_dht.probe import FAIL, PASS, UNSUPPORTED, ProbeReport, runProbe
 from twisted_dht.probechecks import CHECKS, DEFAULT_CHECKS
+from twisted_dht.probecli import formatReport, probeCommand
 from twisted_dht.testing import MemoryNetwork, MemoryReactor
 
 TARGET: Address = ("127.0.0.1", 6881)

@@ -1,5 +1,5 @@
 """C{python -m twisted_dht}: one-off DHT commands — lookup, announce, ping, find-node,
-probe, state.
+put, get, keygen, probe, state.
 
 Exit codes: 0 success; 1 a network failure, a timeout or an unreadable state file;
 2 bad input (argparse's convention).
@@ -8,11 +8,10 @@ Exit codes: 0 success; 1 a network failure, a timeout or an unreadable state fil
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import json
+import functools
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, NoReturn
 
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.error import CannotListenError
@@ -24,18 +23,25 @@ from .addresses import (
     formatAddress,
     isIPLiteral,
     isIPv6,
-    parseHostPort,
-    parseInfoHash,
-    parsePort,
 )
 from .bootstrap import DEFAULT_ROUTERS
+from .console import (
+    PROGRAM,
+    Console,
+    argumentType,
+    hostPort,
+    infoHash,
+    ipv4Address,
+    listenPort,
+    peerPort,
+    seconds,
+)
 from .errors import KRPCError, ProtocolStopped, QueryTimeout, SendFailed
+from .itemcli import addItemCommands, getItem, keygen, putItem
 from .node import DHTNode
-from .probe import probeCommand
+from .probecli import addProbeCommand, probeCommand
 from .sockets import listenUDP6
 from .state import StateError, readState
-
-PROGRAM = "python -m twisted_dht"
 
 
 class CommandFailed(Exception):
@@ -45,49 +51,8 @@ class CommandFailed(Exception):
 # Parsing ---------------------------------------------------------------------
 
 
-def _argumentType(parse: Any, name: str) -> Any:
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    convert.__name__ = name
-    return convert
-
-
-def _listenPort(text: str) -> int:
-    return parsePort(text, allowZero=True)
-
-
-def _peerPort(text: str) -> int:
-    return parsePort(text)
-
-
-def _ipv4(text: str) -> str:
-    if text and not isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address):
-        raise ValueError(f"{text!r} is not an IPv4 address")
-    return text
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 10000:
-        raise ValueError(f"invalid count {text!r}: must be 0 to 10000")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise ValueError(f"invalid timeout {text!r}: must be a positive number of seconds")
-    return value
-
-
 def buildParser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    hostPort = _argumentType(parseHostPort, "HOST:PORT")
-    infoHash = _argumentType(parseInfoHash, "40 hex digits")
     common = argparse.ArgumentParser(add_help=False)
     network = common.add_argument_group("network options")
     network.add_argument(
@@ -101,21 +66,21 @@ def buildParser() -> argparse.ArgumentParser:
     network.add_argument(
         "--listen-port",
         metavar="PORT",
-        type=_argumentType(_listenPort, "port"),
+        type=argumentType(listenPort, "port"),
         default=0,
         help="our UDP port (default: 0, any free port)",
     )
     network.add_argument(
         "--interface",
         metavar="IPV4",
-        type=_argumentType(_ipv4, "IPv4 address"),
+        type=argumentType(ipv4Address, "IPv4 address"),
         default="",
         help="the IPv4 address to bind (default: all)",
     )
     network.add_argument(
         "--timeout",
         metavar="SECONDS",
-        type=_argumentType(_seconds, "seconds"),
+        type=argumentType(seconds, "seconds"),
         default=60.0,
         help="give up after this many seconds (default: 60)",
     )
@@ -145,7 +110,7 @@ def buildParser() -> argparse.ArgumentParser:
     which.add_argument(
         "--port",
         metavar="PORT",
-        type=_argumentType(_peerPort, "port"),
+        type=argumentType(peerPort, "port"),
         help="the peer port to announce",
     )
     which.add_argument(
@@ -157,37 +122,8 @@ def buildParser() -> argparse.ArgumentParser:
         "find-node", parents=[common, output], help="find the nodes closest to an id"
     )
     findNode.add_argument("target", metavar="ID", type=infoHash, help="40 hex digits")
-    probe = commands.add_parser(
-        "probe", parents=[output], help="check that a DHT node speaks the protocol correctly"
-    )
-    probe.add_argument("address", metavar="HOST:PORT", type=hostPort, help="the node to probe")
-    probe.add_argument(
-        "--checks",
-        metavar="LIST",
-        type=lambda text: [name for name in text.split(",") if name],
-        help="comma-separated checks to run (default: all but burst)",
-    )
-    probe.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        type=_argumentType(_seconds, "seconds"),
-        default=2.0,
-        help="how long to wait for each reply (default: 2)",
-    )
-    probe.add_argument(
-        "--source-ip",
-        metavar="IP",
-        action="append",
-        default=[],
-        help="a local address to probe from (repeatable; two test token binding)",
-    )
-    probe.add_argument(
-        "--burst",
-        metavar="N",
-        type=_argumentType(_count, "count"),
-        default=0,
-        help="also send a burst of N pings to see the node's rate limiting (default: off)",
-    )
+    addProbeCommand(commands, output)
+    addItemCommands(commands, common, output)
     state = commands.add_parser("state", parents=[output], help="print a state file")
     state.add_argument("path", metavar="FILE", help="the state file of a twistd dht node")
     return parser
@@ -202,32 +138,6 @@ def parseArguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 # Output ----------------------------------------------------------------------
-
-
-class Console:
-    """Where a command writes: results on C{out}, progress and errors on C{err}."""
-
-    def __init__(self, out: TextIO, err: TextIO, asJSON: bool) -> None:
-        self.out = out
-        self.err = err
-        self.asJSON = asJSON
-
-    def line(self, text: str) -> None:
-        """A line of results (only without --json)."""
-        if not self.asJSON:
-            self.out.write(text + "\n")
-            self.out.flush()
-
-    def document(self, value: object) -> None:
-        """The JSON document of the results (only with --json)."""
-        if self.asJSON:
-            self.out.write(json.dumps(value, indent=2) + "\n")
-            self.out.flush()
-
-    def progress(self, text: str) -> None:
-        """A progress or summary line on stderr."""
-        self.err.write(text + "\n")
-        self.err.flush()
 
 
 # Commands ----------------------------------------------------------------------
@@ -404,12 +314,15 @@ class Session:
         """Bind, run the command within --timeout, clean up; the exit code."""
         args, console = self.args, self.console
         talksTo = [*self.routers] + ([args.address] if args.command == "ping" else [])
-        command = {
+        commands: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "lookup": self.lookup,
             "announce": self.announce,
             "ping": self.ping,
             "find-node": self.findNode,
-        }[args.command]
+            "put": functools.partial(putItem, self),
+            "get": functools.partial(getItem, self),
+        }
+        command = commands[args.command]
         try:
             self.listen(ipv6=any(isIPv6(host) for host, _ in talksTo))
             self.node.start(bootstrap=False)
@@ -447,4 +360,6 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     console = Console(sys.stdout, sys.stderr, args.json)
     if args.command == "state":
         sys.exit(showState(args, console))
+    if args.command == "keygen":
+        sys.exit(keygen(args, console))
     react(_main, (args, console))

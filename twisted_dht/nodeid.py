@@ -38,18 +38,18 @@ def randomIdInRange(low: int, high: int) -> bytes:
     return fromInt(random.randrange(low, high))
 
 
-def parseHex(text: str) -> bytes:
-    """Parse a 40-digit hexadecimal node id or info_hash.
+def parseHex(text: str, length: int = ID_LENGTH) -> bytes:
+    """Parse C{length} bytes written in hexadecimal (default: a node id or info_hash).
 
     @raise ValueError: with a message saying what is wrong.
     """
     text = text.strip()
-    if len(text) != ID_LENGTH * 2:
-        raise ValueError(f"expected {ID_LENGTH * 2} hex digits, got {len(text)}: {text!r}")
+    if len(text) != length * 2:
+        raise ValueError(f"expected {length * 2} hex digits, got {len(text)}: {text!r}")
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise ValueError(f"not a hexadecimal id: {text!r}") from None
+        raise ValueError(f"not hexadecimal: {text!r}") from None
 
 
 class Identity:

@@ -9,26 +9,24 @@ C{burst} asks for one.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorTime, IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
 
 from . import krpc
-from .addresses import Address, formatAddress, isIPLiteral, isIPv6, packIP
+from .addresses import Address, formatAddress, isIPv6, packIP
 from .errors import MalformedMessage
 from .krpc import Message, Query, Response
 from .sockets import MAX_PACKET_SIZE
 
 if TYPE_CHECKING:
-    from .cli import Console
+    pass
 
 PASS = "pass"
 FAIL = "fail"
@@ -288,45 +286,6 @@ class Probe:
             stopping = port.stopListening()
             if stopping is not None:
                 await stopping
-
-
-def formatReport(report: ProbeReport) -> list[str]:
-    """The report as a table for a person: check, result, evidence; then a summary."""
-    width = max((len(r.name) for r in report.results), default=5)
-    lines = [f"{'check':{width}}  {'result':13}  evidence"]
-    lines += [f"{r.name:{width}}  {r.status:13}  {r.evidence}" for r in report.results]
-    counts = report.counts()
-    lines.append(
-        f"{report.target}: {counts[PASS]} passed, {counts[FAIL]} failed, "
-        f"{counts[UNSUPPORTED]} not supported; {report.datagramsSent} datagrams sent"
-    )
-    return lines
-
-
-async def probeCommand(reactor: Any, args: argparse.Namespace, console: Console) -> int:
-    """probe: the conformance report of one node; 0 when every supported check passed."""
-    host, port = args.address
-    try:
-        if not isIPLiteral(host):
-            host = await reactor.resolve(host)
-        report = await runProbe(
-            reactor,
-            (host, port),
-            checks=args.checks,
-            timeout=args.timeout,
-            sourceIPs=args.source_ip,
-            burst=args.burst,
-        )
-    except ValueError as e:
-        console.progress(f"python -m twisted_dht probe: {e}")
-        return 2
-    except (CannotListenError, OSError) as e:
-        console.progress(f"python -m twisted_dht probe: network failure: {e}")
-        return 1
-    console.document(report.toJSON())
-    for line in formatReport(report):
-        console.line(line)
-    return 0 if report.passed else 1
 
 
 # Reading replies (shared by the checks) ------------------------------------------------
