@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
+import tempfile
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
@@ -17,6 +19,13 @@ from twisted_dht.node import DHTNode
 from twisted_dht.testing import MemoryReactor
 
 NODES = 12
+
+
+def temporaryPath(case: SynchronousTestCase) -> str:
+    """A path in a new directory removed after the test."""
+    directory = tempfile.mkdtemp()
+    case.addCleanup(shutil.rmtree, directory)
+    return os.path.join(directory, "key")
 
 
 class ItemCommandTests(SynchronousTestCase):
@@ -33,7 +42,7 @@ class ItemCommandTests(SynchronousTestCase):
             self.reactor.advance(0.5)
         self.reactor.pump([0.1] * 200)
         self.addCleanup(lambda: [node.stop() for node in self.nodes])
-        self.keyPath = self.mktemp()
+        self.keyPath = temporaryPath(self)
 
     def command(self, *argv: str) -> tuple[int, str, str]:
         """Run a command through the router; its exit code, stdout and stderr."""
@@ -118,7 +127,7 @@ class KeygenTests(SynchronousTestCase):
 
     def test_writesSeedPrivately(self) -> None:
         """A 64-hex-digit seed on one line, mode 0600; the public key is printed."""
-        path = self.mktemp()
+        path = temporaryPath(self)
         code, out, _ = self.run_keygen(path)
         self.assertEqual(code, 0)
         with open(path) as f:
@@ -128,7 +137,7 @@ class KeygenTests(SynchronousTestCase):
         self.assertEqual(out.strip(), SigningKey(bytes.fromhex(text)).publicKey.hex())
 
     def test_neverOverwrites(self) -> None:
-        path = self.mktemp()
+        path = temporaryPath(self)
         with open(path, "w") as f:
             f.write("precious\n")
         code, _, err = self.run_keygen(path)
