@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from . import bencoding
@@ -33,6 +34,10 @@ from .lookup import GET, LookupResult
 from .search import Search
 
 _REFUSALS = (ErrorCode.CAS_MISMATCH, ErrorCode.SEQUENCE_TOO_OLD)
+
+REPUBLISH_INTERVAL = 3600.0
+"""Seconds between two puts of an item kept alive (items expire two hours after their
+last put; Pkarr users' first complaint is records that vanish)."""
 
 
 @dataclass
@@ -91,8 +96,74 @@ class ItemClient:
 
     log = Logger()
 
-    def __init__(self, search: Search) -> None:
+    def __init__(self, search: Search, republishInterval: float = REPUBLISH_INTERVAL) -> None:
         self.search = search
+        self.clock = search.clock
+        self.republishInterval = republishInterval
+        self._kept: dict[bytes, tuple[Item, IDelayedCall]] = {}
+
+    # Keeping items alive -----------------------------------------------------------
+
+    def keepPut(
+        self,
+        value: Any,
+        key: SigningKey | None = None,
+        *,
+        salt: bytes = b"",
+        seq: int | None = None,
+    ) -> Deferred[PutResult]:
+        """L{put} now, then put the very same item again every L{republishInterval}
+        seconds until L{stopPutting}; a refusal (a newer item is out) ends it."""
+
+        def keep(result: PutResult) -> PutResult:
+            self._schedule(result.item)
+            return result
+
+        return self.put(value, key, salt=salt, seq=seq).addCallback(keep)
+
+    def kept(self) -> list[bytes]:
+        """The targets of the items kept alive."""
+        return list(self._kept)
+
+    def stopPutting(self, target: bytes) -> None:
+        """Stop republishing the item at C{target}."""
+        entry = self._kept.pop(target, None)
+        if entry is not None and entry[1].active():
+            entry[1].cancel()
+
+    def stop(self) -> None:
+        """Stop republishing everything."""
+        for target in list(self._kept):
+            self.stopPutting(target)
+
+    def _schedule(self, item: Item) -> None:
+        self.stopPutting(item.target)
+        call = self.clock.callLater(self.republishInterval, self._republish, item)
+        self._kept[item.target] = (item, call)
+
+    def _republish(self, item: Item) -> None:
+        found = (
+            self.get(item.target)
+            if item.publicKey is None
+            else self.get(publicKey=item.publicKey, salt=item.salt)
+        )
+
+        def refused(failure: Any) -> None:
+            if failure.check(PutRefused):
+                self.log.warn(
+                    "A newer item replaced ours at {target}: no longer republished",
+                    target=item.target.hex(),
+                )
+                self._kept.pop(item.target, None)
+                return
+            self.log.failure("Republishing {target} failed", failure, target=item.target.hex())
+            self._schedule(item)
+
+        found.addCallback(lambda result: self._putTo(item, result, None)).addCallbacks(
+            lambda _: self._schedule(item), refused
+        )
+
+    # Get and put -------------------------------------------------------------------
 
     def get(
         self,

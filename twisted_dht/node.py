@@ -328,6 +328,7 @@ class DHTNode:
             loop.stop()
         self.maintenance.stop()
         self.joiner.stop()
+        self.items.stop()
         self.search.stop()
         self.sender.stop()
 
