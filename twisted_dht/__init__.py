@@ -2,6 +2,7 @@
 
 from .addresses import Address
 from .admission import AdmissionPolicy
+from .bep44 import Item, SigningKey
 from .bootstrap import DEFAULT_ROUTERS, BootstrapResult
 from .contacts import Contact, NodeState
 from .controller import Controller
@@ -10,12 +11,15 @@ from .errors import (
     KRPCError,
     MalformedMessage,
     ProtocolStopped,
+    PutRefused,
     QueryDropped,
     QueryTimeout,
     SendFailed,
 )
 from .handlers import K, QueryHandlers
-from .interfaces import IEncodedPeerSource, IKRPCController, IPeerStore
+from .interfaces import IEncodedPeerSource, IItemStore, IKRPCController, IPeerStore
+from .itemclient import GetResult, PutResult
+from .items import ItemStore
 from .krpc import VERSION, Error, Query, Response
 from .lookup import Lookup, LookupResult
 from .node import DHTNode
@@ -25,6 +29,7 @@ from .reply import Answer
 from .routing import RoutingTable
 from .service import DHTService
 from .state import SavedState
+from .stats import NodeStats
 from .tokens import TokenStore
 
 __version__ = "0.1.0"
@@ -42,9 +47,13 @@ __all__ = [
     "DHTService",
     "Error",
     "ErrorCode",
+    "GetResult",
     "IEncodedPeerSource",
+    "IItemStore",
     "IKRPCController",
     "IPeerStore",
+    "Item",
+    "ItemStore",
     "K",
     "KRPCError",
     "KRPCProtocol",
@@ -52,8 +61,11 @@ __all__ = [
     "LookupResult",
     "MalformedMessage",
     "NodeState",
+    "NodeStats",
     "PeerStore",
     "ProtocolStopped",
+    "PutRefused",
+    "PutResult",
     "Query",
     "QueryDropped",
     "QueryHandlers",
@@ -62,6 +74,7 @@ __all__ = [
     "RoutingTable",
     "SavedState",
     "SendFailed",
+    "SigningKey",
     "TokenStore",
     "__version__",
 ]
