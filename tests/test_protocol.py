@@ -617,6 +617,13 @@ class OutgoingQueryTests(ProtocolTestCase):
         self.assertEqual(len(tids), 2000)
         self.assertEqual(self.protocol.pendingCount, 2000)
 
+    def test_fourByteTransactionIds(self) -> None:
+        """Our transaction ids are 4 bytes: mainline 6+ (Pkarr) drops any other length."""
+        for _ in range(50):
+            self.ask()
+        lengths = {len(krpc.decodeMessage(data).tid) for data, _ in self.transport.written}
+        self.assertEqual(lengths, {4})
+
     def test_stopFailsPending(self) -> None:
         """stopProtocol fails every pending query and leaves no DelayedCall."""
         ds = [self.ask() for _ in range(3)]

@@ -350,13 +350,11 @@ class KRPCProtocol(DatagramProtocol):
         return deferred
 
     def _newTid(self, address: Address) -> bytes:
+        """A random 4-byte transaction id not pending to C{address}: 4 bytes, as jech/dht
+        and bootstrap-dht use, and the only length mainline 6+ (Pkarr) accepts."""
         pending = self._pending
-        for length in (2, 2, 2, 4, 4, 4):
-            tid = os.urandom(length)
-            if (tid, address) not in pending:
-                return tid
-        while True:  # pragma: no cover - needs ~2**32 queries pending to one address
-            tid = os.urandom(8)
+        while True:
+            tid = os.urandom(4)
             if (tid, address) not in pending:
                 return tid
 
