@@ -324,3 +324,44 @@ class HardeningOptionsTests(SynchronousTestCase):
         """A negative limit is a usage error."""
         self.assertRaises(usage.UsageError, tap.Options().parseOptions, ["--upload-limit", "-1"])
         self.assertRaises(usage.UsageError, tap.Options().parseOptions, ["--ip-rate-limit", "x"])
+
+
+class MetricsOptionsTests(SynchronousTestCase):
+    """--metrics takes a Twisted server endpoint; a bad one is a one-line usage error."""
+
+    def parse(self, *argv: str) -> tap.Options:
+        options = tap.Options()
+        state = os.path.join(temporaryDirectory(self), "dht.state")
+        options.parseOptions(["--state", state, *argv])
+        return options
+
+    def usageError(self, *argv: str) -> str:
+        message = str(self.assertRaises(usage.UsageError, self.parse, *argv))
+        self.assertNotIn("\n", message)
+        return message
+
+    def test_default(self) -> None:
+        """Without --metrics there is no status server."""
+        options = self.parse()
+        self.assertIsNone(options["metrics"])
+        self.assertIsNone(tap.makeService(options, reactor=Clock()).metrics)
+
+    def test_endpoint(self) -> None:
+        """An endpoint description reaches the service."""
+        options = self.parse("--metrics", "tcp:9100:interface=127.0.0.1")
+        service = tap.makeService(options, reactor=Clock())
+        self.assertEqual(service.metrics, "tcp:9100:interface=127.0.0.1")
+        self.assertIsNotNone(service.history)
+
+    def test_badEndpoint(self) -> None:
+        """An unknown endpoint type, a bad port or a bad parameter is refused."""
+        for value in ("9100", "foo:1", "tcp:abc", "tcp:9100:bogus=1", "tcp:70000", ""):
+            self.assertIn("--metrics", self.usageError("--metrics", value))
+
+    def test_withoutPrometheusClient(self) -> None:
+        """Without prometheus_client, --metrics says how to install it, in one line."""
+        self.patch(tap, "metricsAvailable", lambda: False)
+        message = self.usageError("--metrics", "tcp:9100")
+        self.assertEqual(
+            message, "--metrics needs prometheus_client: pip install 'twisted_dht[metrics]'"
+        )

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Any
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from . import ratelimit
 from .addresses import Address, formatAddress
 from .admission import AMPLIFICATION
 from .bootstrap import DEFAULT_ROUTERS
+from .history import HISTORY_INTERVAL, RateHistory
 from .node import DHTNode
 from .periodic import Periodic
 from .state import SavedState, applyState, loadState, saveState, stateOf
+from .stats import NodeStats
+
+if TYPE_CHECKING:
+    from .web import ConnectionTracker
 
 SAVE_INTERVAL = 300.0
 """Seconds between two saves of the state file."""
@@ -27,6 +35,27 @@ STATS_INTERVAL = 300.0
 
 ANNOUNCE_CHECK_INTERVAL = 2.0
 """Seconds between two checks whether the node joined, before the first announces."""
+
+METRICS_EXTRA = "pip install 'twisted_dht[metrics]'"
+"""How to install what C{--metrics} needs."""
+
+
+def metricsAvailable() -> bool:
+    """Whether C{prometheus_client} (the C{metrics} extra) is installed."""
+    return find_spec("prometheus_client") is not None
+
+
+class WebListenError(CannotListenError):
+    """The status server's endpoint (C{--metrics}) cannot listen."""
+
+    def __init__(self, description: str, reason: object) -> None:
+        super().__init__(None, description, reason)  # type: ignore[no-untyped-call]
+        self.description = description
+        self.reason = reason
+
+    def __str__(self) -> str:
+        reason = getattr(self.reason, "strerror", None) or self.reason
+        return f"cannot listen on {self.description} (--metrics): {reason}"
 
 
 class DHTService(service.MultiService):
@@ -65,6 +94,8 @@ class DHTService(service.MultiService):
         queryRateLimit: float = ratelimit.DEFAULT_QUERY_RATE,
         outgoingQueryRate: float = ratelimit.DEFAULT_OUTGOING_QUERY_RATE,
         amplification: float = AMPLIFICATION,
+        metrics: str | None = None,
+        historyInterval: float = HISTORY_INTERVAL,
         reactor: Any = None,
     ) -> None:
         """
@@ -87,6 +118,11 @@ class DHTService(service.MultiService):
         @param maxInfoHashes: info_hashes stored.
         @param ipRateLimit: see L{DHTNode}; so are C{uploadLimit}, C{queryRateLimit},
             C{outgoingQueryRate} and C{amplification}.
+        @param metrics: a Twisted server endpoint description (C{tcp:9100:interface=...})
+            to serve C{/metrics}, C{/} and C{/status.json} on (needs C{prometheus_client});
+            None: no status server.
+        @param historyInterval: seconds between two samples of the status page's rates
+            (it keeps 360 of them).
         """
         super().__init__()  # type: ignore[no-untyped-call]
         if reactor is None:
@@ -106,6 +142,7 @@ class DHTService(service.MultiService):
         self.announces = list(announces)
         self.statsInterval = statsInterval
         self.saveInterval = saveInterval
+        self.metrics = metrics
         self.nodeOptions: dict[str, Any] = {
             "readOnly": readOnly,
             "relaxLocal": relaxLocal,
@@ -125,6 +162,14 @@ class DHTService(service.MultiService):
         self._ports: list[IListeningPort] = []
         self._loops: list[Periodic] = []
         self._lastStats: tuple[float, int, int] | None = None
+        self.history = (
+            RateHistory(self.currentStats, reactor, historyInterval)
+            if metrics is not None
+            else None
+        )
+        """The rates of the last hour shown on the status page (None without C{metrics})."""
+        self._web: ConnectionTracker | None = None
+        self._webPort: IListeningPort | None = None
 
     # Starting ----------------------------------------------------------------
 
@@ -162,6 +207,8 @@ class DHTService(service.MultiService):
         if self.statsInterval > 0:
             self._lastStats = self._statsSample()
             self._startLoop(self.logStats, self.statsInterval, "stats")
+        if self.history is not None:
+            self.history.start()
 
     def _prepare(self) -> None:
         """Build the node from the state file and bind its sockets, once per start."""
@@ -183,6 +230,12 @@ class DHTService(service.MultiService):
         node.idChanged.append(lambda newId: self.saveState())
         self.node = node
         self._bind(node)
+        if self.metrics is not None and self._web is None:
+            try:
+                self._listenWeb(self.metrics)
+            except BaseException:
+                self._closePorts()
+                raise
 
     def _bind(self, node: DHTNode) -> None:
         try:
@@ -200,6 +253,77 @@ class DHTService(service.MultiService):
                 error=e.socketError,
             )
             raise
+
+    def _listenWeb(self, description: str) -> None:
+        """Serve the status server on C{description}, or raise L{WebListenError}."""
+        from .web import ConnectionTracker, StatusSite, statusResource
+
+        try:
+            from .metrics import MetricsResource, metricsRegistry
+        except ImportError as e:
+            raise ImportError(f"--metrics needs prometheus_client: {METRICS_EXTRA}") from e
+        root = statusResource(
+            self.currentStats,
+            self.history,
+            MetricsResource(metricsRegistry(self.currentStats)),
+        )
+        site = StatusSite(root, reactor=self._reactor)  # type: ignore[no-untyped-call]
+        tracker = ConnectionTracker(site)
+        failures: list[Failure] = []
+        pending = [True]
+
+        def failed(failure: Failure) -> None:
+            if pending[0]:
+                failures.append(failure)
+            else:
+                self.log.failure("Cannot listen on {endpoint}", failure, endpoint=description)
+
+        listening = serverFromString(self._reactor, description).listen(tracker)
+        listening.addCallback(self._webListening).addErrback(failed)
+        pending[0] = False
+        if failures:  # endpoints that bind at once fail at once (tcp, unix, ssl)
+            error = failures[0].value
+            reason = getattr(error, "socketError", None) or error
+            self.log.error(
+                "Cannot listen on {endpoint} (--metrics): {error}",
+                endpoint=description,
+                error=reason,
+            )
+            raise WebListenError(description, reason)
+        self._web = tracker
+
+    def _webListening(self, port: IListeningPort) -> None:
+        self._webPort = port
+        host = port.getHost()
+        self.log.info(
+            "Status page, /status.json and /metrics on http://{host}:{port}/",
+            host=getattr(host, "host", host),
+            port=getattr(host, "port", ""),
+        )
+
+    def webAddress(self) -> Any:
+        """The address the status server listens on (C{getHost()}), or None."""
+        return None if self._webPort is None else self._webPort.getHost()
+
+    def currentStats(self) -> NodeStats | None:
+        """The node's stats now, or None before the node is built."""
+        return None if self.node is None else self.node.stats()
+
+    def _closePorts(self) -> list[Deferred[Any]]:
+        """Close the UDP sockets and the status server (ending its connections)."""
+        ports, self._ports = self._ports, []
+        if self._webPort is not None:
+            ports.append(self._webPort)
+            self._webPort = None
+        closing = []
+        for port in ports:
+            closed = port.stopListening()
+            if closed is not None:
+                closing.append(closed)
+        web, self._web = self._web, None
+        if web is not None:
+            closing.append(web.closeAll())
+        return closing
 
     def _startLoop(self, function: Any, interval: float, name: str) -> None:
         loop = Periodic(function, interval, self._reactor, f"The {name} loop")
@@ -309,6 +433,8 @@ class DHTService(service.MultiService):
         for loop in self._loops:
             loop.stop()
         self._loops = []
+        if self.history is not None:
+            self.history.stop()
         node = self.node
         if node is not None:
             node.stop()
@@ -319,10 +445,5 @@ class DHTService(service.MultiService):
                 saved=f"; state saved to {self.statePath}" if saved else "",
             )
         stopping: Deferred[Any] = super().stopService()  # type: ignore[no-untyped-call]
-        ports, self._ports = self._ports, []
-        closing = [stopping]
-        for port in ports:
-            closed = port.stopListening()
-            if closed is not None:
-                closing.append(closed)
+        closing = [stopping, *self._closePorts()]
         return gatherResults(closing).addCallback(lambda _: None)

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from typing import Any
 
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
@@ -19,7 +20,7 @@ from .ratelimit import (
     DEFAULT_QUERY_RATE,
     DEFAULT_UPLOAD_LIMIT,
 )
-from .service import DHTService
+from .service import METRICS_EXTRA, DHTService, WebListenError, metricsAvailable
 
 
 def _count(text: str) -> int:
@@ -103,6 +104,9 @@ class Options(usage.Options):
         ["amplification", None, AMPLIFICATION,
          "A reply to an unverified requester is at most this many times its query's size.",
          _nonNegative],
+        ["metrics", None, None,
+         "Serve Prometheus /metrics, a status page at / and /status.json on this Twisted "
+         "endpoint, e.g. tcp:9100:interface=127.0.0.1 (needs the metrics extra)."],
     ]  # fmt: skip
 
     compData = usage.Completions(
@@ -138,6 +142,8 @@ class Options(usage.Options):
         if self["no-bootstrap"] and self["bootstrap"]:
             raise usage.UsageError("--bootstrap and --no-bootstrap contradict each other")
         _checkStatePath(self["state"])
+        if self["metrics"] is not None:
+            _checkMetrics(self["metrics"])
 
     def routers(self) -> list[Address]:
         """The bootstrap routers: the --bootstrap addresses, else the public routers."""
@@ -171,6 +177,21 @@ def _checkStatePath(path: str) -> None:
         raise usage.UsageError(f"--state: {path!r} is not readable")
 
 
+def _checkMetrics(description: str) -> None:
+    if not metricsAvailable():
+        raise usage.UsageError(f"--metrics needs prometheus_client: {METRICS_EXTRA}")
+    try:
+        endpoint = serverFromString(None, description)
+    except (ValueError, TypeError, KeyError) as e:
+        raise usage.UsageError(
+            f"--metrics: {description!r} is not a server endpoint "
+            f"(such as tcp:9100:interface=127.0.0.1): {e}"
+        ) from None
+    port = getattr(endpoint, "_port", 0)
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        raise usage.UsageError(f"--metrics: port {port} is out of range")
+
+
 class CommandLineService(DHTService):
     """The service C{twistd dht} runs: a port it cannot bind ends twistd with one line.
 
@@ -193,6 +214,8 @@ class CommandLineService(DHTService):
 
 
 def _bindFailure(error: CannotListenError) -> str:
+    if isinstance(error, WebListenError):
+        return str(error)
     reason = getattr(error.socketError, "strerror", None) or error.socketError
     return f"cannot listen on UDP {error.interface or '0.0.0.0'}:{error.port}: {reason}"
 
@@ -223,6 +246,7 @@ def makeService(config: Options, reactor: Any = None) -> DHTService:
         outgoingQueryRate=config["outgoing-query-rate"],
         amplification=config["amplification"],
         enforceNodeId=config["enforce-node-id"],
+        metrics=config["metrics"],
     )
 
 
