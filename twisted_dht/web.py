@@ -38,6 +38,7 @@ vertical-align:top}td.n{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:.95em}.legend span{display:inline-block;width:.9em;height:.9em;
 margin:0 .3em 0 1em;vertical-align:middle}.charts{display:flex;flex-wrap:wrap;gap:1em}
 .chart{border:1px solid #ddd;padding:.4em}.muted{color:#777}footer{margin-top:2em}
+.cols{display:flex;flex-wrap:wrap;gap:0 3em}.cols>div{min-width:250px}
 """
 
 
@@ -136,7 +137,7 @@ def tableSVG(table: TableStats, family: str) -> str:
 
 def rateSVG(name: str, values: Sequence[float]) -> str:
     """A small line chart of C{values} (oldest first), scaled to their maximum."""
-    width, height = 360, 64
+    width, height = 340, 64
     most = max(values, default=0.0) or 1.0
     step = width / max(len(values) - 1, 1)
     points = " ".join(
@@ -188,10 +189,11 @@ def _tables(stats: NodeStats) -> str:
         if not bound:
             summary += "; no socket for this family"
         parts.append(
-            f"<h3>{escape(family.replace('ip', 'IP'))}</h3><p>{escape(summary)}</p>"
+            f"<div><h3>{escape(family.replace('ip', 'IP'))}</h3><p>{escape(summary)}</p>"
             + tableSVG(table, family)
+            + "</div>"
         )
-    return "".join(parts)
+    return parts[0] + "<div class=cols>" + "".join(parts[1:]) + "</div>"
 
 
 def _charts(history: RateHistory | None) -> str:
@@ -222,7 +224,7 @@ def _traffic(stats: NodeStats) -> str:
         ("Datagrams in / out", f"{stats.datagramsIn:,} / {stats.datagramsOut:,}"),
         ("Bytes in / out", f"{stats.bytesIn:,} / {stats.bytesOut:,}"),
         ("Responses sent / received", f"{stats.responsesSent:,} / {stats.responsesReceived:,}"),
-        ("Timeouts", stats.timeouts),
+        ("Timeouts", f"{stats.timeouts:,}"),
         ("Average round trip", f"{average} over {rt.count:,} replies"),
         ("Pending / queued queries", f"{stats.pendingQueries} / {stats.queuedQueries}"),
         ("Lookups started / active / succeeded", lookups),
@@ -261,7 +263,8 @@ def renderStatus(
         f"<style>{_STYLE}</style></head><body>"
         "<h1>twisted_dht node</h1>" + _identity(stats) + "<h2>Routing tables</h2>"
         f"{_tables(stats)}<h2>Rates, last hour</h2>{_charts(history)}"
-        f"<h2>Storage</h2>{store}<h2>Drops</h2>{drops}<h2>Traffic</h2>{_traffic(stats)}"
+        f"<div class=cols><div><h2>Storage</h2>{store}<h2>Drops</h2>{drops}</div>"
+        f"<div><h2>Traffic</h2>{_traffic(stats)}</div></div>"
         f"<footer class=muted>{links}</footer></body></html>"
     )
 
