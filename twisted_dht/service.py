@@ -8,11 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.application import service
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from . import ratelimit
 from .addresses import Address, formatAddress
@@ -256,40 +254,29 @@ class DHTService(service.MultiService):
 
     def _listenWeb(self, description: str) -> None:
         """Serve the status server on C{description}, or raise L{WebListenError}."""
-        from .web import ConnectionTracker, StatusSite, statusResource
+        from .web import listenStatus
 
         try:
             from .metrics import MetricsResource, metricsRegistry
         except ImportError as e:
             raise ImportError(f"--metrics needs prometheus_client: {METRICS_EXTRA}") from e
-        root = statusResource(
-            self.currentStats,
-            self.history,
-            MetricsResource(metricsRegistry(self.currentStats)),
-        )
-        site = StatusSite(root, reactor=self._reactor)  # type: ignore[no-untyped-call]
-        tracker = ConnectionTracker(site)
-        failures: list[Failure] = []
-        pending = [True]
-
-        def failed(failure: Failure) -> None:
-            if pending[0]:
-                failures.append(failure)
-            else:
-                self.log.failure("Cannot listen on {endpoint}", failure, endpoint=description)
-
-        listening = serverFromString(self._reactor, description).listen(tracker)
-        listening.addCallback(self._webListening).addErrback(failed)
-        pending[0] = False
-        if failures:  # endpoints that bind at once fail at once (tcp, unix, ssl)
-            error = failures[0].value
-            reason = getattr(error, "socketError", None) or error
+        metrics = MetricsResource(metricsRegistry(self.currentStats))
+        try:
+            tracker, listening = listenStatus(
+                self._reactor, description, self.currentStats, self.history, metrics
+            )
+        except Exception as e:  # endpoints that bind at once fail at once (tcp, unix, ssl)
+            reason = getattr(e, "socketError", None) or e
             self.log.error(
                 "Cannot listen on {endpoint} (--metrics): {error}",
                 endpoint=description,
                 error=reason,
             )
-            raise WebListenError(description, reason)
+            raise WebListenError(description, reason) from None
+        listening.addCallbacks(
+            self._webListening,
+            lambda f: self.log.failure("Cannot listen on {endpoint}", f, endpoint=description),
+        )
         self._web = tracker
 
     def _webListening(self, port: IListeningPort) -> None:

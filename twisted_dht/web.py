@@ -14,7 +14,10 @@ from html import escape
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort
 from twisted.protocols.policies import WrappingFactory
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
@@ -388,11 +391,44 @@ class ConnectionTracker(WrappingFactory):
         return closed
 
 
+def listenStatus(
+    reactor: Any,
+    description: str,
+    stats: Callable[[], NodeStats | None],
+    history: RateHistory | None = None,
+    metrics: Resource | None = None,
+) -> tuple[ConnectionTracker, Deferred[IListeningPort]]:
+    """Serve L{statusResource} on the server endpoint C{description} of C{reactor}.
+
+    @return: the connection tracker, and a Deferred that fires with the listening port.
+    @raise Exception: the endpoint's failure, when it fails at once (as C{tcp:}, C{unix:}
+        and C{ssl:} do: they bind before returning).
+    """
+    site = StatusSite(statusResource(stats, history, metrics), reactor=reactor)  # type: ignore[no-untyped-call]
+    tracker = ConnectionTracker(site)
+    listening = serverFromString(reactor, description).listen(tracker)
+    failed: list[Failure] = []
+    synchronous = [True]
+
+    def early(failure: Failure) -> Failure | None:
+        if not synchronous[0]:
+            return failure
+        failed.append(failure)
+        return None
+
+    listening.addErrback(early)
+    synchronous[0] = False
+    if failed:
+        failed[0].raiseException()
+    return tracker, listening
+
+
 __all__ = [
     "ConnectionTracker",
     "StatusJSON",
     "StatusPage",
     "StatusSite",
+    "listenStatus",
     "renderStatus",
     "statusDocument",
     "statusResource",
