@@ -1,5 +1,9 @@
 """QueryHandlers: the answers to ping, find_node, get_peers, announce_peer, sample_infohashes.
 
+get_peers also serves BEP 33: with C{scrape=1} the reply carries the bloom filters of the
+stored seeds (C{BFsd}) and other peers (C{BFpe}) of the requester's family, and with
+C{noseed=1} its C{values} are non-seeds first.
+
 The handlers own nothing: they are given our identity, the two routing tables, the token
 store, the peer store and the admission policy (told of requesters that presented a valid
 token), and answer with L{twisted_dht.reply.Answer}s that the wire layer fits into the
@@ -8,6 +12,7 @@ reply budget. Invalid arguments raise L{KRPCError} 203.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -15,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from . import bencoding, krpc
 from .addresses import Address
 from .admission import AdmissionPolicy
+from .bloom import BloomFilter
 from .errors import ErrorCode, KRPCError
 from .interfaces import IEncodedPeerSource, IPeerStore
 from .krpc import Query
@@ -38,6 +44,11 @@ _WANT_6 = frozenset({b"n6"})
 
 _VALUE_WIDTH_4 = len(b"6:") + 6
 _VALUE_WIDTH_6 = len(b"18:") + 18
+
+
+def _sample(items: list[bytes], count: int) -> list[bytes]:
+    """All of C{items} when they are at most C{count}, else C{count} drawn at random."""
+    return items if len(items) <= count else random.sample(items, max(count, 0))
 
 
 def _missing(name: str) -> KRPCError:
@@ -101,6 +112,10 @@ class QueryHandlers:
         }
         answer = self._withNodes(fields, infoHash, query, address)
         ipv6 = ":" in address[0]
+        args = query.args
+        if b"scrape" in args or b"noseed" in args:  # BEP 33; one test on the plain path
+            self._scrape(answer, infoHash, ipv6, query)
+            return answer
         width = _VALUE_WIDTH_6 if ipv6 else _VALUE_WIDTH_4
         peers = self.peers
         encoded = self._encodedPeers
@@ -117,6 +132,31 @@ class QueryHandlers:
 
         answer.tail = values
         return answer
+
+    def _scrape(self, answer: Answer, infoHash: bytes, ipv6: bool, query: Query) -> None:
+        """BEP 33: the bloom filters of the stored IPs (with C{scrape}) and the values,
+        non-seeds first (with C{noseed}) or a sample of every stored peer."""
+        seeds, others = self.peers.getSeedsAndPeers(infoHash, ipv6)
+        if krpc.queryScrape(query) and (seeds or others):
+            answer.extras = {
+                b"BFsd": BloomFilter.ofIPs(peer[:-2] for peer in seeds).toBytes(),
+                b"BFpe": BloomFilter.ofIPs(peer[:-2] for peer in others).toBytes(),
+            }
+        noSeed = krpc.queryNoSeed(query)
+        width = _VALUE_WIDTH_6 if ipv6 else _VALUE_WIDTH_4
+
+        def values(room: int) -> bytes:
+            limit = (room - VALUES_OVERHEAD) // width
+            if limit <= 0:
+                return b""
+            if noSeed:
+                chosen = _sample(others, limit)
+                chosen = chosen + _sample(seeds, limit - len(chosen))
+            else:
+                chosen = _sample(seeds + others, limit)
+            return valuesTail(encodeStrings(chosen))
+
+        answer.tail = values
 
     def krpc_sample_infohashes(self, query: Query, address: Address) -> Answer:
         """sample_infohashes (BEP 51): a random sample of the info_hashes we store, how many
