@@ -59,6 +59,11 @@ class FilterTests(SynchronousTestCase):
         self.assertEqual(bloom.zeroBits(), BITS)
         self.assertAlmostEqual(bloom.estimate(), 0.5)
 
+    def test_full(self) -> None:
+        """A full filter estimates the ceiling, about 7,806, instead of failing."""
+        self.assertEqual(BloomFilter(b"\xff" * SIZE).zeroBits(), 0)
+        self.assertEqual(round(BloomFilter(b"\xff" * SIZE).estimate()), 7806)
+
     def test_wrongSize(self) -> None:
         """Only 256 bytes make a filter."""
         self.assertRaises(ValueError, BloomFilter, bytes(255))

@@ -2,6 +2,7 @@
 
 from .addresses import Address
 from .admission import AdmissionPolicy
+from .bloom import BloomFilter
 from .bootstrap import DEFAULT_ROUTERS, BootstrapResult
 from .contacts import Contact, NodeState
 from .controller import Controller
@@ -23,6 +24,7 @@ from .peers import PeerStore
 from .protocol import KRPCProtocol
 from .reply import Answer
 from .routing import RoutingTable
+from .scrape import ScrapeResult
 from .service import DHTService
 from .state import SavedState
 from .tokens import TokenStore
@@ -35,6 +37,7 @@ __all__ = [
     "Address",
     "AdmissionPolicy",
     "Answer",
+    "BloomFilter",
     "BootstrapResult",
     "Contact",
     "Controller",
@@ -61,6 +64,7 @@ __all__ = [
     "Response",
     "RoutingTable",
     "SavedState",
+    "ScrapeResult",
     "SendFailed",
     "TokenStore",
     "__version__",

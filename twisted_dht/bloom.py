@@ -85,8 +85,10 @@ class BloomFilter:
     def estimate(self) -> float:
         """BEP 33's estimate of how many distinct addresses were inserted:
         C{log(c / m) / (k * log(1 - 1/m))} with C{c = min(m - 1, zero bits)}. It is 0.5
-        for an empty filter (c is capped at m - 1), and breaks down past some 6,000."""
-        zeros = min(BITS - 1, self.zeroBits())
+        for an empty filter (c is capped at m - 1), and breaks down past some 6,000; a
+        full filter, where the BEP's formula has no value, gives its ceiling of about
+        7,806 (c taken as 1)."""
+        zeros = max(1, min(BITS - 1, self.zeroBits()))
         return math.log(zeros / BITS) / (HASHES * math.log(1 - 1 / BITS))
 
     def toBytes(self) -> bytes:

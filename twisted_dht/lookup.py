@@ -14,7 +14,7 @@ L{LookupReporter}, normally the routing table of the lookup's address family.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +97,9 @@ class Lookup:
         fails BEP 42) means its nodes are used, but it does not count for termination and
         is in neither C{closest} nor C{tokens}. None: every responder is eligible.
     @param onPeer: called once for each new peer of a get_peers lookup, as it arrives.
+    @param extraArgs: more arguments for every query (BEP 33's C{scrape}).
+    @param onResponse: C{onResponse(nodeId, address, response)} for every well-formed
+        reply, once its nodes, values and token parsed (a scrape reads its filters).
     @param reactor: the time source of the short timeouts.
     """
 
@@ -120,6 +123,8 @@ class Lookup:
         relaxLocal: bool = False,
         eligible: Callable[[bytes, Address], bool] | None = None,
         onPeer: Callable[[Address], object] | None = None,
+        extraArgs: Mapping[bytes, Any] | None = None,
+        onResponse: Callable[[bytes, Address, Response], object] | None = None,
     ) -> None:
         if method not in (FIND_NODE, GET_PEERS):
             raise ValueError(f"cannot look up with {method!r}")
@@ -144,7 +149,10 @@ class Lookup:
         self._reporter = reporter
         self._eligible = eligible
         self._onPeer = onPeer
+        self._onResponse = onResponse
         args: dict[bytes, Any] = {(b"info_hash" if method == GET_PEERS else b"target"): target}
+        if extraArgs:
+            args.update(extraArgs)
         if ipv6:
             args[b"want"] = [b"n6"]
         self._args = args
@@ -300,6 +308,11 @@ class Lookup:
                 candidate.eligible = False
         for peer in peers:
             self._gotPeer(peer)
+        if self._onResponse is not None:
+            try:
+                self._onResponse(nodeId, address, response)
+            except Exception:
+                _log.failure("onResponse failed on {address}", address=address)
         hop = candidate.hop + 1
         for newId, newAddress in nodes:
             self._candidates.add(newId, newAddress, hop)

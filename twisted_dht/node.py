@@ -34,6 +34,7 @@ from .peers import PeerStore
 from .periodic import Periodic
 from .protocol import KRPCProtocol
 from .routing import RoutingTable
+from .scrape import ScrapeResult, scrape
 from .search import Search
 from .sender import QuerySender
 from .sockets import MAX_PACKET_SIZE, listenUDP6
@@ -45,11 +46,11 @@ EXPIRY_INTERVAL = 300.0
 
 
 class DHTNode:
-    """A BitTorrent DHT node (BEP 5, BEP 32 dual stack; BEP 42, 43, 51).
+    """A BitTorrent DHT node (BEP 5, BEP 32 dual stack; BEP 33, 42, 43, 51).
 
     Bind it with L{listen} (or bind C{node.ipv4.protocol} and C{node.ipv6.protocol}
     yourself), call L{start}, then use the Deferred-returning API: L{bootstrap}, L{ping},
-    L{findNode}, L{getPeers}, L{announce}, L{keepAnnounced}. L{stop} cancels every timer
+    L{findNode}, L{getPeers}, L{announce}, L{keepAnnounced}, L{scrape}. L{stop} cancels every timer
     and pending query. Cancelling any returned Deferred fails it with L{CancelledError}.
 
     Hardening (all on by default, see L{twisted_dht.ratelimit} for the defaults; change
@@ -377,6 +378,10 @@ class DHTNode:
     ) -> Deferred[int]:
         """Announce that we are a peer of C{infoHash} (see L{Search.announce})."""
         return self.search.announce(infoHash, port, impliedPort, seed)
+
+    def scrape(self, infoHash: bytes) -> Deferred[ScrapeResult]:
+        """BEP 33: estimate the seeds and peers of C{infoHash} (see L{twisted_dht.scrape})."""
+        return scrape(self.search, infoHash)
 
     def keepAnnounced(
         self, infoHash: bytes, port: int | None = None, seed: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -16,6 +16,7 @@ from .addresses import Address
 from .deferreds import firstFailure, results, settle
 from .family import NodeFamily
 from .handlers import K
+from .krpc import Response
 from .lookup import FIND_NODE, GET_PEERS, Lookup, LookupResult
 from .nodeid import ID_LENGTH, Identity, distance, toInt
 from .sender import QuerySender
@@ -82,8 +83,11 @@ class Search:
         family: NodeFamily,
         onPeer: Callable[[Address], object] | None = None,
         seeds: Iterable[tuple[bytes, Address]] = (),
+        extraArgs: Mapping[bytes, Any] | None = None,
+        onResponse: Callable[[bytes, Address, Response], object] | None = None,
     ) -> Deferred[LookupResult]:
-        """One iterative lookup over one family, seeded with C{seeds} and the table."""
+        """One iterative lookup over one family, seeded with C{seeds} and the table
+        (C{extraArgs} and C{onResponse}: see L{Lookup})."""
         traversal = Lookup(
             target,
             self.identity.nodeId,
@@ -99,6 +103,8 @@ class Search:
             relaxLocal=self.relaxLocal,
             eligible=self.eligible,
             onPeer=onPeer,
+            extraArgs=extraArgs,
+            onResponse=onResponse,
             reactor=self.clock,
         )
         self.lookupsStarted += 1
@@ -128,10 +134,13 @@ class Search:
         target: bytes,
         method: bytes,
         onPeer: Callable[[Address], object] | None = None,
+        extraArgs: Mapping[bytes, Any] | None = None,
+        onResponse: Callable[[bytes, Address, Response], object] | None = None,
     ) -> Deferred[list[LookupResult]]:
         """One lookup per bound family; cancelling it cancels them all."""
         lookups = [
-            self.lookup(target, method, family, onPeer) for family in self.sender.families()
+            self.lookup(target, method, family, onPeer, (), extraArgs, onResponse)
+            for family in self.sender.families()
         ]
 
         def merged(outcomes: list[tuple[bool, Any]]) -> list[LookupResult]:
