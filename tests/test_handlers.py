@@ -126,10 +126,10 @@ class HandlerTestCase(SynchronousTestCase):
         message.update({key.encode(): value for key, value in extra.items()})
         return bencoding.encode(message)
 
-    def send(
+    def query(
         self, method: bytes, args: dict[bytes, Any], source: Address = REQUESTER, **kw: Any
-    ) -> tuple[bytes, bytes]:
-        """Send one query from C{source}; return it and the one datagram sent back."""
+    ) -> tuple[bytes, list[tuple[bytes, Address]]]:
+        """Send one query from C{source}; return it and every datagram sent back."""
         transport = self.transportFor(source)
         other = self.transport4 if transport is self.transport6 else self.transport6
         before, otherBefore = len(transport.written), len(other.written)
@@ -137,7 +137,13 @@ class HandlerTestCase(SynchronousTestCase):
         protocol = self.protocol6 if transport is self.transport6 else self.protocol4
         protocol.datagramReceived(query, source)
         self.assertEqual(len(other.written), otherBefore)
-        sent = transport.written[before:]
+        return query, transport.written[before:]
+
+    def send(
+        self, method: bytes, args: dict[bytes, Any], source: Address = REQUESTER, **kw: Any
+    ) -> tuple[bytes, bytes]:
+        """Send one query from C{source}; return it and the one datagram sent back."""
+        query, sent = self.query(method, args, source, **kw)
         self.assertEqual(len(sent), 1)
         data, destination = sent[0]
         self.assertEqual(destination, source)
@@ -815,8 +821,10 @@ class ScrapeTests(HandlerTestCase):
 
 
 class SampleInfoHashesTests(HandlerTestCase):
-    def sample(self) -> krpc.Response:
-        return self.response(b"sample_infohashes", {b"id": REMOTE_ID, b"target": TARGET})
+    def sample(self, source: Address = REQUESTER) -> krpc.Response:
+        return self.response(
+            b"sample_infohashes", {b"id": REMOTE_ID, b"target": TARGET}, source=source
+        )
 
     def store(self, count: int) -> list[bytes]:
         hashes = [bytes([i]) * 20 for i in range(1, count + 1)]
@@ -860,11 +868,48 @@ class SampleInfoHashesTests(HandlerTestCase):
         self.assertNotEqual(self.sample().values[b"samples"], first)
 
     def test_shortSampleFollowsGrowth(self) -> None:
-        """A sample short of 20 is drawn again as soon as the store has grown past it."""
+        """A sample short of 20 is drawn again as soon as the store has grown past it (for
+        a requester that was not answered within the interval)."""
         self.store(2)
         self.assertEqual(len(self.sample().values[b"samples"]), 40)
         self.peers.addPeer(b"\xee" * 20, ("10.0.0.2", 6881))
-        self.assertEqual(len(self.sample().values[b"samples"]), 60)
+        self.assertEqual(len(self.sample(("192.168.1.101", 6881)).values[b"samples"]), 60)
+
+    def test_repeatGetsTheCachedSample(self) -> None:
+        """An IP asking again within the interval gets the sample it had, even though the
+        store has grown since, and counts as cached."""
+        self.store(2)
+        first = self.sample().values[b"samples"]
+        self.peers.addPeer(b"\xee" * 20, ("10.0.0.2", 6881))
+        self.clock.advance(60)
+        self.assertEqual(self.sample().values[b"samples"], first)
+        self.assertEqual(self.handlers.sampleRepeats, {"cached": 1, "dropped": 0})
+
+    def test_fasterThanTheIntervalGetsNothing(self) -> None:
+        """After its one cached repeat, an IP asking again within the interval gets no
+        reply (counted as dropped), whatever its port; other IPs are answered, and so is
+        it once the interval has passed since its first answer."""
+        self.store(5)
+        self.sample()
+        self.sample()
+        for port in (6881, 7000):
+            _, sent = self.query(
+                b"sample_infohashes",
+                {b"id": REMOTE_ID, b"target": TARGET},
+                (REQUESTER[0], port),
+            )
+            self.assertEqual(sent, [])
+        self.assertEqual(self.handlers.sampleRepeats, {"cached": 1, "dropped": 2})
+        self.sample(("192.168.1.101", 6881))
+        self.clock.advance(SAMPLE_INTERVAL)
+        self.assertEqual(len(self.sample().values[b"samples"]), 100)
+        self.assertEqual(self.handlers.sampleRepeats, {"cached": 1, "dropped": 2})
+
+    def test_missingTargetBeforeTheLimit(self) -> None:
+        """A query without a target is an error however often its IP asks."""
+        for _ in range(4):
+            self.assertEqual(self.error(b"sample_infohashes", {b"id": REMOTE_ID}).code, 203)
+        self.assertEqual(self.handlers.sampleRepeats, {"cached": 0, "dropped": 0})
 
     def test_fullReplyFits(self) -> None:
         """20 samples with nodes and nodes6 and a 32-byte tid stay within 1,024 bytes."""

@@ -7,6 +7,7 @@ from .bootstrap import DEFAULT_ROUTERS, BootstrapResult
 from .contacts import Contact, NodeState
 from .controller import Controller
 from .errors import (
+    DropQuery,
     ErrorCode,
     KRPCError,
     MalformedMessage,
@@ -24,6 +25,7 @@ from .peers import PeerStore
 from .protocol import KRPCProtocol
 from .reply import Answer
 from .routing import RoutingTable
+from .sampling import SampleReply, SampleWalk, WalkResult
 from .scrape import ScrapeResult
 from .service import DHTService
 from .state import SavedState
@@ -43,6 +45,7 @@ __all__ = [
     "Controller",
     "DHTNode",
     "DHTService",
+    "DropQuery",
     "Error",
     "ErrorCode",
     "IEncodedPeerSource",
@@ -63,9 +66,12 @@ __all__ = [
     "QueryTimeout",
     "Response",
     "RoutingTable",
+    "SampleReply",
+    "SampleWalk",
     "SavedState",
     "ScrapeResult",
     "SendFailed",
     "TokenStore",
+    "WalkResult",
     "__version__",
 ]

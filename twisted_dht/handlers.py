@@ -2,7 +2,9 @@
 
 get_peers also serves BEP 33: with C{scrape=1} the reply carries the bloom filters of the
 stored seeds (C{BFsd}) and other peers (C{BFpe}) of the requester's family, and with
-C{noseed=1} its C{values} are non-seeds first.
+C{noseed=1} its C{values} are non-seeds first. sample_infohashes is rate-limited per IP
+(L{RepeatLimiter}): an IP asking again within the C{interval} its sample stands for gets
+the cached sample once (a retry after a lost reply), then no reply at all.
 
 The handlers own nothing: they are given our identity, the two routing tables, the token
 store, the peer store and the admission policy (told of requesters that presented a valid
@@ -21,11 +23,12 @@ from . import bencoding, krpc
 from .addresses import Address
 from .admission import AdmissionPolicy
 from .bloom import BloomFilter
-from .errors import ErrorCode, KRPCError
+from .errors import DropQuery, ErrorCode, KRPCError
 from .interfaces import IEncodedPeerSource, IPeerStore
 from .krpc import Query
 from .nodeid import Identity
 from .peers import encodeStrings
+from .ratelimit import REFUSED, REPEAT, RepeatLimiter
 from .reply import VALUES_OVERHEAD, Answer, bytesTail, valuesTail
 from .routing import RoutingTable
 from .tokens import TokenStore
@@ -78,6 +81,11 @@ class QueryHandlers:
         self.clock = reactor
         self._encodedPeers = IEncodedPeerSource.providedBy(peers)
         self._sample: tuple[float, bytes] | None = None
+        self.sampleLimiter = RepeatLimiter(SAMPLE_INTERVAL, reactor=reactor)
+        """Per IP, how often sample_infohashes is answered within L{SAMPLE_INTERVAL}."""
+        self.sampleRepeats = {"cached": 0, "dropped": 0}
+        """sample_infohashes queries asked again within the interval: answered with the
+        cached sample, or dropped (see L{RepeatLimiter})."""
         self._idReply = (identity.nodeId, bencoding.encode({b"id": identity.nodeId}))
         """(our id, the bencoded reply carrying only it), for ping and announce_peer."""
 
@@ -160,17 +168,26 @@ class QueryHandlers:
 
     def krpc_sample_infohashes(self, query: Query, address: Address) -> Answer:
         """sample_infohashes (BEP 51): a random sample of the info_hashes we store, how many
-        we store, how long the sample stands, and the closest nodes to C{target}."""
+        we store, how long the sample stands, and the closest nodes to C{target}; no reply
+        (L{DropQuery}) to an IP that asked too often within the interval."""
         target = krpc.queryTarget(query)
         if target is None:
             raise _missing("target")
+        verdict = self.sampleLimiter.check(address[0])
+        if verdict is REFUSED:
+            self.sampleRepeats["dropped"] += 1
+            raise DropQuery()
         fields: dict[bytes, Any] = {
             b"id": self.identity.nodeId,
             b"interval": SAMPLE_INTERVAL,
             b"num": self.peers.infoHashCount(),
         }
         answer = self._withNodes(fields, target, query, address)
-        samples = self._currentSample()
+        if verdict is REPEAT and self._sample is not None:
+            self.sampleRepeats["cached"] += 1
+            samples = self._sample[1]
+        else:
+            samples = self._currentSample()
         answer.tail = lambda room: bytesTail(b"samples", samples, 20, room)
         return answer
 

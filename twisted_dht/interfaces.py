@@ -15,7 +15,7 @@ Handler = Callable[[Query, Address], Any]
 """C{handler(query, address)}: returns an L{twisted_dht.reply.Answer}, a bencoded C{r}
 dictionary (bytes), a plain C{r} dictionary, or a Deferred or coroutine of one; raises
 L{twisted_dht.errors.KRPCError} (or L{twisted_dht.errors.MalformedMessage}, answered
-with 203) to answer with an error."""
+with 203) to answer with an error, or L{twisted_dht.errors.DropQuery} to send nothing."""
 
 
 SendQuery: TypeAlias = Callable[

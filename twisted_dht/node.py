@@ -34,6 +34,7 @@ from .peers import PeerStore
 from .periodic import Periodic
 from .protocol import KRPCProtocol
 from .routing import RoutingTable
+from .sampling import Sampler, SampleReply, WalkResult
 from .scrape import ScrapeResult, scrape
 from .search import Search
 from .sender import QuerySender
@@ -50,7 +51,8 @@ class DHTNode:
 
     Bind it with L{listen} (or bind C{node.ipv4.protocol} and C{node.ipv6.protocol}
     yourself), call L{start}, then use the Deferred-returning API: L{bootstrap}, L{ping},
-    L{findNode}, L{getPeers}, L{announce}, L{keepAnnounced}, L{scrape}. L{stop} cancels every timer
+    L{findNode}, L{getPeers}, L{announce}, L{keepAnnounced}, L{scrape},
+    L{sampleInfoHashes}, L{walkSamples}. L{stop} cancels every timer
     and pending query. Cancelling any returned Deferred fails it with L{CancelledError}.
 
     Hardening (all on by default, see L{twisted_dht.ratelimit} for the defaults; change
@@ -189,6 +191,7 @@ class DHTNode:
             eligible=_compliant,
             announceInterval=announceInterval,
         )
+        self.sampler = Sampler(self.sender.send, self._contacts, reactor=reactor)
         self.joiner = Joiner(self.sender, self.search, reactor=reactor, routers=routers)
         self.maintenance = Maintenance(
             self.sender,
@@ -221,6 +224,10 @@ class DHTNode:
     def families(self) -> list[NodeFamily]:
         """The families bound to a socket, IPv4 first."""
         return self.sender.families()
+
+    def _contacts(self) -> list[tuple[bytes, Address]]:
+        """Every contact of the bound families' tables."""
+        return [(c.nodeId, c.address) for f in self.families() for c in f.table.contacts()]
 
     def _isResponder(self, address: Address) -> bool:
         contact = self.tableFor(address).get(address)
@@ -307,6 +314,7 @@ class DHTNode:
         self.maintenance.stop()
         self.joiner.stop()
         self.search.stop()
+        self.sampler.stop()
         self.sender.stop()
 
     # Public API ----------------------------------------------------------------
@@ -382,6 +390,21 @@ class DHTNode:
     def scrape(self, infoHash: bytes) -> Deferred[ScrapeResult]:
         """BEP 33: estimate the seeds and peers of C{infoHash} (see L{twisted_dht.scrape})."""
         return scrape(self.search, infoHash)
+
+    def sampleInfoHashes(
+        self, address: Address, target: bytes | None = None
+    ) -> Deferred[SampleReply]:
+        """BEP 51: one sample_infohashes query to C{address} (a random C{target} if None)."""
+        return self.sampler.sample(address, target)
+
+    def walkSamples(
+        self, onSample: Callable[[bytes, Address], object] | None = None, **budget: Any
+    ) -> Deferred[WalkResult]:
+        """BEP 51: collect the info_hashes nodes store with a polite walk of the keyspace,
+        from our contacts; C{onSample(infoHash, source)} as each arrives. C{budget}: the
+        keyword arguments of L{twisted_dht.sampling.SampleWalk} (C{rate}, C{maxQueries},
+        C{duration}, C{maxInfoHashes}, ...)."""
+        return self.sampler.walk(onSample, **budget)
 
     def keepAnnounced(
         self, infoHash: bytes, port: int | None = None, seed: bool = False
