@@ -1,5 +1,5 @@
 """C{python -m twisted_dht}: one-off DHT commands — lookup, announce, ping, find-node,
-probe, state.
+probe, state, and the surveys scrape and sample (L{twisted_dht.surveys}).
 
 Exit codes: 0 success; 1 a network failure, a timeout or an unreadable state file;
 2 bad input (argparse's convention).
@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 a network failure, a timeout or an unreadable state fil
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
 import sys
@@ -29,17 +30,14 @@ from .addresses import (
     parsePort,
 )
 from .bootstrap import DEFAULT_ROUTERS
-from .errors import KRPCError, ProtocolStopped, QueryTimeout, SendFailed
+from .errors import CommandFailed, KRPCError, ProtocolStopped, QueryTimeout, SendFailed
 from .node import DHTNode
 from .probe import probeCommand
 from .sockets import listenUDP6
 from .state import StateError, readState
+from .surveys import SURVEYS, addSurveyCommands
 
 PROGRAM = "python -m twisted_dht"
-
-
-class CommandFailed(Exception):
-    """A command could not do its job (exit code 1); the message says why."""
 
 
 # Parsing ---------------------------------------------------------------------
@@ -151,6 +149,7 @@ def buildParser() -> argparse.ArgumentParser:
     which.add_argument(
         "--implied-port", action="store_true", help="announce our UDP source port instead"
     )
+    announce.add_argument("--seed", action="store_true", help="announce a seed (BEP 33)")
     ping = commands.add_parser("ping", parents=[common, output], help="ping one DHT node")
     ping.add_argument("address", metavar="HOST:PORT", type=hostPort, help="the node to ping")
     findNode = commands.add_parser(
@@ -188,6 +187,7 @@ def buildParser() -> argparse.ArgumentParser:
         default=0,
         help="also send a burst of N pings to see the node's rate limiting (default: off)",
     )
+    addSurveyCommands(commands, [common, output], infoHash)
     state = commands.add_parser("state", parents=[output], help="print a state file")
     state.add_argument("path", metavar="FILE", help="the state file of a twistd dht node")
     return parser
@@ -355,7 +355,7 @@ class Session:
         args, console = self.args, self.console
         await self.join()
         accepted = await self.node.announce(
-            args.infoHash, args.port, impliedPort=args.implied_port
+            args.infoHash, args.port, impliedPort=args.implied_port, seed=args.seed
         )
         what = "the implied port" if args.implied_port else f"port {args.port}"
         if not accepted:
@@ -365,10 +365,12 @@ class Session:
                 "infoHash": args.infoHash.hex(),
                 "port": args.port,
                 "impliedPort": bool(args.implied_port),
+                "seed": bool(args.seed),
                 "accepted": accepted,
             }
         )
-        console.line(f"Announced {args.infoHash.hex()} with {what} to {accepted} nodes")
+        seed = " as a seed" if args.seed else ""
+        console.line(f"Announced {args.infoHash.hex()}{seed} with {what} to {accepted} nodes")
 
     async def ping(self) -> None:
         """ping: one query, its answer and round-trip time."""
@@ -409,7 +411,7 @@ class Session:
             "announce": self.announce,
             "ping": self.ping,
             "find-node": self.findNode,
-        }[args.command]
+        }.get(args.command) or functools.partial(SURVEYS[args.command], self)
         try:
             self.listen(ipv6=any(isIPv6(host) for host, _ in talksTo))
             self.node.start(bootstrap=False)

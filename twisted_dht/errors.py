@@ -48,6 +48,11 @@ class DropQuery(Exception):
     (its querier is still offered to the routing table, as for any well-formed query)."""
 
 
+class CommandFailed(Exception):
+    """A C{python -m twisted_dht} command could not do its job (exit code 1); the message
+    says why."""
+
+
 class QueryTimeout(Exception):
     """An outgoing query got no reply in time."""
 
