@@ -120,8 +120,8 @@ class QueryHandlers:
         }
         answer = self._withNodes(fields, infoHash, query, address)
         ipv6 = ":" in address[0]
-        args = query.args
-        if b"scrape" in args or b"noseed" in args:  # BEP 33; one test on the plain path
+        args = query.args  # BEP 33's flags; a plain get_peers has 2 or 3 keys: one test
+        if len(args) > 2 and (b"scrape" in args or b"noseed" in args):
             self._scrape(answer, infoHash, ipv6, query)
             return answer
         width = _VALUE_WIDTH_6 if ipv6 else _VALUE_WIDTH_4
