@@ -10,9 +10,9 @@ re-asks after 60 s where nodes ask for 6 hours). L{SampleWalk} is the polite ref
   - it sends at most C{rate} queries per second, and stops at its budgets: C{maxQueries}
     queries, C{duration} seconds, C{maxInfoHashes} distinct info_hashes found;
   - it spreads its queries over the keyspace: the targets go through the 256 id prefixes
-    in bit-reversed order (0x00, 0x80, 0x40, 0xc0, ...), each query going to the known
-    node nearest its target that may be asked, and the nodes of each reply joining the
-    nodes known (at most C{maxNodes}).
+    in bit-reversed order (0x00, 0x80, 0x40, 0xc0, ...), each query going to a known node
+    next to its target (of the two around it in id order, the XOR-nearer) that may be
+    asked, and the nodes of each reply joining the nodes known (at most C{maxNodes}).
 
 The walk reports every distinct info_hash once, as it arrives, with the node that
 sampled it. It takes the send function and the seed contacts it is given, and owns
@@ -221,8 +221,8 @@ class SampleWalk:
         insort(self._ready, (known.idInt, ip))
 
     def _nearestReady(self, target: int) -> str | None:
-        """The IP of the node that may be asked now nearest C{target} (XOR), taken out of
-        the ready list; None when there is none."""
+        """The IP of a node that may be asked now next to C{target}: of the two around it
+        in id order, the XOR-nearer; taken out of the ready list. None when there is none."""
         self._wake()
         ready = self._ready
         if not ready:
