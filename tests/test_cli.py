@@ -93,6 +93,22 @@ class ParseTests(SynchronousTestCase):
         )
         self.assertEqual(cli.parseArguments(["state", "f"]).path, "f")
 
+    def test_surveysAndSeed(self) -> None:
+        """scrape takes an info_hash; sample --count, --rate and --max-queries (rate 5 and
+        no limits by default); announce --seed."""
+        self.assertEqual(cli.parseArguments(["scrape", HASH]).infoHash, bytes.fromhex(HASH))
+        args = cli.parseArguments(["sample"])
+        self.assertEqual((args.count, args.rate, args.max_queries), (None, 5.0, None))
+        args = cli.parseArguments(
+            ["sample", "--count", "7", "--rate", "0.5", "--max-queries", "9"]
+        )
+        self.assertEqual((args.count, args.rate, args.max_queries), (7, 0.5, 9))
+        self.assertTrue(cli.parseArguments(["announce", HASH, "--port", "5", "--seed"]).seed)
+        self.assertFalse(cli.parseArguments(["announce", HASH, "--port", "5"]).seed)
+        self.assertIn("positive", self.parseError("sample", "--rate", "0"))
+        self.assertIn("at least 1", self.parseError("sample", "--count", "0"))
+        self.assertIn("required", self.parseError("scrape"))
+
     def test_noCommand(self) -> None:
         """No command is an error."""
         self.assertIn("required", self.parseError())
@@ -223,6 +239,41 @@ class SessionTests(TestCase):
         self.assertEqual(self.out.getvalue().split(), ["127.0.0.1:4242"])
         self.assertIn("Found 1 peers", self.err.getvalue())
 
+    async def test_seedThenScrape(self) -> None:
+        """announce --seed is stored as a seed, and scrape --json counts it."""
+        common = ["--bootstrap", self.address, "--relax-local", "--timeout", "20"]
+        code = await self.runCommand("announce", HASH, "--port", "4242", "--seed", *common)
+        self.assertEqual(code, 0)
+        self.assertIn("as a seed", self.out.getvalue())
+        self.out.truncate(0)
+        self.out.seek(0)
+        self.assertEqual(await self.runCommand("scrape", HASH, "--json", *common), 0)
+        document = json.loads(self.out.getvalue())
+        self.assertEqual(document, {"infoHash": HASH, "seeds": 1, "peers": 0, "nodes": 1})
+
+    async def test_sample(self) -> None:
+        """sample prints the info_hashes the node stores, one a line, and a summary."""
+        assert self.service.node is not None
+        hashes = sorted(bytes([i]) * 20 for i in range(1, 4))
+        for infoHash in hashes:
+            self.service.node.peerStore.addPeer(infoHash, ("127.0.0.9", 6881))
+        common = ["--bootstrap", self.address, "--relax-local", "--timeout", "20"]
+        self.assertEqual(await self.runCommand("sample", "--rate", "50", *common), 0)
+        self.assertEqual(sorted(self.out.getvalue().split()), [h.hex() for h in hashes])
+        self.assertIn("Found 3 info_hashes with 1 queries (1 answered)", self.err.getvalue())
+
+    async def test_sampleJSON(self) -> None:
+        """sample --json names each info_hash with its source; --count stops the walk."""
+        assert self.service.node is not None
+        for i in range(1, 6):
+            self.service.node.peerStore.addPeer(bytes([i]) * 20, ("127.0.0.9", 6881))
+        common = ["--bootstrap", self.address, "--relax-local", "--timeout", "20", "--json"]
+        self.assertEqual(await self.runCommand("sample", "--count", "2", *common), 0)
+        document = json.loads(self.out.getvalue())
+        self.assertEqual(len(document["infoHashes"]), 2)
+        self.assertEqual({entry["source"] for entry in document["infoHashes"]}, {self.address})
+        self.assertEqual((document["queries"], document["reason"]), (1, "count"))
+
     async def test_timeout(self) -> None:
         """A command that outlasts --timeout gives up with a message and exit code 1."""
         silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -347,6 +398,8 @@ class InMemorySessionTests(SynchronousTestCase):
             ["ping", "10.0.0.9:6881"],
             ["find-node", HASH],
             ["announce", HASH, "--implied-port"],
+            ["scrape", HASH],
+            ["sample"],
         ):
             code, took = self.command(*command, "--bootstrap", "10.0.0.9:6881", "--timeout", "3")
             self.assertEqual(code, 1, command)

@@ -13,8 +13,9 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from twisted_dht import bencoding, krpc
-from twisted_dht.addresses import Address
+from twisted_dht.addresses import Address, packAddress, packIP
 from twisted_dht.admission import AMPLIFICATION, AdmissionPolicy
+from twisted_dht.bloom import BloomFilter
 from twisted_dht.contacts import Contact
 from twisted_dht.controller import Controller
 from twisted_dht.errors import ErrorCode
@@ -117,10 +118,10 @@ class HandlerTestCase(SynchronousTestCase):
         message.update({key.encode(): value for key, value in extra.items()})
         return bencoding.encode(message)
 
-    def send(
+    def query(
         self, method: bytes, args: dict[bytes, Any], source: Address = REQUESTER, **kw: Any
-    ) -> tuple[bytes, bytes]:
-        """Send one query from C{source}; return it and the one datagram sent back."""
+    ) -> tuple[bytes, list[tuple[bytes, Address]]]:
+        """Send one query from C{source}; return it and every datagram sent back."""
         transport = self.transportFor(source)
         other = self.transport4 if transport is self.transport6 else self.transport6
         before, otherBefore = len(transport.written), len(other.written)
@@ -128,7 +129,13 @@ class HandlerTestCase(SynchronousTestCase):
         protocol = self.protocol6 if transport is self.transport6 else self.protocol4
         protocol.datagramReceived(query, source)
         self.assertEqual(len(other.written), otherBefore)
-        sent = transport.written[before:]
+        return query, transport.written[before:]
+
+    def send(
+        self, method: bytes, args: dict[bytes, Any], source: Address = REQUESTER, **kw: Any
+    ) -> tuple[bytes, bytes]:
+        """Send one query from C{source}; return it and the one datagram sent back."""
+        query, sent = self.query(method, args, source, **kw)
         self.assertEqual(len(sent), 1)
         data, destination = sent[0]
         self.assertEqual(destination, source)
@@ -557,7 +564,8 @@ class AnnouncePeerTests(HandlerTestCase):
     def test_seedFlagStored(self) -> None:
         """seed=1 (BEP 33) is stored with the peer."""
         self.announce(port=6881, token=self.token(), seed=1)
-        self.assertEqual(self.peers.seedCount(INFO_HASH), 1)
+        compact = packAddress((REQUESTER[0], 6881))
+        self.assertEqual(self.peers.getSeedsAndPeers(INFO_HASH, False), ([compact], []))
 
     def test_ipv6Announce(self) -> None:
         """An IPv6 announce stores an IPv6 peer, returned to IPv6 requesters."""
@@ -680,9 +688,135 @@ class QuerierOfferTests(HandlerTestCase):
         self.assertEqual(self.verified, [])
 
 
+class ScrapeTests(HandlerTestCase):
+    """BEP 33 on get_peers: bloom filters with scrape=1, non-seeds first with noseed=1."""
+
+    def store(self, seeds: int, others: int, ipv6: bool = False) -> tuple[list[str], list[str]]:
+        """Store C{seeds} seeds then C{others} other peers; their IPs."""
+        hosts = [
+            f"2001:db8:5::{i + 1:x}" if ipv6 else f"10.5.{i}.1" for i in range(seeds + others)
+        ]
+        for i, host in enumerate(hosts):
+            self.peers.addPeer(INFO_HASH, (host, 6881), seed=i < seeds)
+        return hosts[:seeds], hosts[seeds:]
+
+    def scrape(self, source: Address = REQUESTER, **args: Any) -> krpc.Response:
+        base: dict[bytes, Any] = {b"id": REMOTE_ID, b"info_hash": INFO_HASH, b"scrape": 1}
+        base.update({key.encode(): value for key, value in args.items()})
+        return self.response(b"get_peers", base, source=source)
+
+    def test_filters(self) -> None:
+        """scrape=1 adds BFsd and BFpe, the 256-byte filters of the stored seeds and other
+        peers of the requester's family, next to the token, nodes and values."""
+        self.addNodes(8)
+        seeds, others = self.store(3, 5)
+        self.store(4, 4, ipv6=True)
+        reply = self.scrape()
+        self.assertEqual(reply.values[b"BFsd"], BloomFilter.ofIPs(map(packIP, seeds)).toBytes())
+        self.assertEqual(reply.values[b"BFpe"], BloomFilter.ofIPs(map(packIP, others)).toBytes())
+        self.assertEqual(len(krpc.responseValues(reply)), 8)
+        self.assertEqual(len(krpc.responseNodes(reply)), 8)
+        self.assertIsNotNone(krpc.responseToken(reply))
+
+    def test_ipv6Filters(self) -> None:
+        """An IPv6 requester (verified by its announce) gets the filters of the IPv6
+        peers, its own announce among them."""
+        self.store(2, 2)
+        seeds, others = self.store(1, 6, ipv6=True)
+        token = self.token(source=REQUESTER6)
+        announce = {b"id": REMOTE_ID, b"info_hash": INFO_HASH, b"port": 6881, b"token": token}
+        self.response(b"announce_peer", announce, source=REQUESTER6)
+        others.append(REQUESTER6[0])
+        reply = self.scrape(source=REQUESTER6)
+        self.assertEqual(reply.values[b"BFsd"], BloomFilter.ofIPs(map(packIP, seeds)).toBytes())
+        self.assertEqual(reply.values[b"BFpe"], BloomFilter.ofIPs(map(packIP, others)).toBytes())
+
+    def test_nothingStoredNoFilters(self) -> None:
+        """Without entries of the requester's family, a scrape gets no filters."""
+        self.store(2, 2, ipv6=True)
+        reply = self.scrape()
+        self.assertNotIn(b"BFsd", reply.values)
+        self.assertNotIn(b"BFpe", reply.values)
+        self.assertNotIn(b"values", reply.values)
+
+    def test_withoutScrapeNoFilters(self) -> None:
+        """A plain get_peers, or scrape=0, gets no filters."""
+        self.store(2, 2)
+        reply = self.scrape(scrape=0)
+        self.assertNotIn(b"BFsd", reply.values)
+        self.assertEqual(len(krpc.responseValues(reply)), 4)
+
+    def test_noSeedPrefersOthers(self) -> None:
+        """noseed=1 fills values with non-seeds first, then seeds."""
+        self.addNodes(8)
+        seeds, others = self.store(60, 40)
+        hosts = [host for host, _ in krpc.responseValues(self.scrape(scrape=0, noseed=1))]
+        self.assertGreater(len(hosts), 40)
+        self.assertEqual(set(hosts[:40]), set(others))
+        self.assertLessEqual(set(hosts[40:]), set(seeds))
+        reply = self.scrape(noseed=1)
+        hosts = [host for host, _ in krpc.responseValues(reply)]
+        self.assertGreater(len(hosts), 5)
+        self.assertLessEqual(set(hosts), set(others))
+        self.assertIn(b"BFsd", reply.values)
+
+    def test_fullReplyFits(self) -> None:
+        """With 100 peers, both node lists and a 32-byte tid, a scrape reply keeps its
+        filters and its family's 8 nodes within 1,024 bytes."""
+        self.addNodes(8)
+        self.addNodes(8, ipv6=True)
+        self.store(50, 50)
+        reply = self.scrape(want=[b"n4", b"n6"], tid=b"x" * 32)
+        self.assertEqual(len(reply.values[b"BFsd"]), 256)
+        self.assertEqual(len(reply.values[b"BFpe"]), 256)
+        self.assertEqual(len(krpc.responseNodes(reply)), 8)
+
+    def test_nodesTrimmedBeforeFilters(self) -> None:
+        """When the filters do not fit with every node, nodes are dropped to make room."""
+        self.wire(amplification=7)
+        self.addNodes(8)
+        self.store(5, 5)
+        query, data = self.send(
+            b"get_peers",
+            {b"id": REMOTE_ID, b"info_hash": INFO_HASH, b"scrape": 1},
+            source=PUBLIC,
+        )
+        self.assertLessEqual(len(data), 7 * len(query))
+        reply = krpc.decodeMessage(data)
+        assert isinstance(reply, krpc.Response)
+        self.assertIn(b"BFsd", reply.values)
+        self.assertTrue(0 < len(krpc.responseNodes(reply)) < 8)
+
+    def test_filtersDroppedWhenTheyCannotFit(self) -> None:
+        """An unverified requester's 4x budget cannot hold the filters: they go, and the
+        nodes all stay."""
+        self.addNodes(8)
+        self.store(5, 5)
+        query, data = self.send(
+            b"get_peers",
+            {b"id": REMOTE_ID, b"info_hash": INFO_HASH, b"scrape": 1},
+            source=PUBLIC,
+        )
+        self.assertLessEqual(len(data), 4 * len(query))
+        reply = krpc.decodeMessage(data)
+        assert isinstance(reply, krpc.Response)
+        self.assertNotIn(b"BFsd", reply.values)
+        self.assertEqual(len(krpc.responseNodes(reply)), 8)
+
+    def test_badFlags(self) -> None:
+        """A scrape or noseed that is not an integer gets error 203."""
+        for flag in (b"scrape", b"noseed"):
+            error = self.error(
+                b"get_peers", {b"id": REMOTE_ID, b"info_hash": INFO_HASH, flag: b"yes"}
+            )
+            self.assertEqual(error.code, ErrorCode.PROTOCOL)
+
+
 class SampleInfoHashesTests(HandlerTestCase):
-    def sample(self) -> krpc.Response:
-        return self.response(b"sample_infohashes", {b"id": REMOTE_ID, b"target": TARGET})
+    def sample(self, source: Address = REQUESTER) -> krpc.Response:
+        return self.response(
+            b"sample_infohashes", {b"id": REMOTE_ID, b"target": TARGET}, source=source
+        )
 
     def store(self, count: int) -> list[bytes]:
         hashes = [bytes([i]) * 20 for i in range(1, count + 1)]
@@ -726,11 +860,48 @@ class SampleInfoHashesTests(HandlerTestCase):
         self.assertNotEqual(self.sample().values[b"samples"], first)
 
     def test_shortSampleFollowsGrowth(self) -> None:
-        """A sample short of 20 is drawn again as soon as the store has grown past it."""
+        """A sample short of 20 is drawn again as soon as the store has grown past it (for
+        a requester that was not answered within the interval)."""
         self.store(2)
         self.assertEqual(len(self.sample().values[b"samples"]), 40)
         self.peers.addPeer(b"\xee" * 20, ("10.0.0.2", 6881))
-        self.assertEqual(len(self.sample().values[b"samples"]), 60)
+        self.assertEqual(len(self.sample(("192.168.1.101", 6881)).values[b"samples"]), 60)
+
+    def test_repeatGetsTheCachedSample(self) -> None:
+        """An IP asking again within the interval gets the sample it had, even though the
+        store has grown since, and counts as cached."""
+        self.store(2)
+        first = self.sample().values[b"samples"]
+        self.peers.addPeer(b"\xee" * 20, ("10.0.0.2", 6881))
+        self.clock.advance(60)
+        self.assertEqual(self.sample().values[b"samples"], first)
+        self.assertEqual(self.handlers.sampleRepeats, {"cached": 1, "dropped": 0})
+
+    def test_fasterThanTheIntervalGetsNothing(self) -> None:
+        """After its one cached repeat, an IP asking again within the interval gets no
+        reply (counted as dropped), whatever its port; other IPs are answered, and so is
+        it once the interval has passed since its first answer."""
+        self.store(5)
+        self.sample()
+        self.sample()
+        for port in (6881, 7000):
+            _, sent = self.query(
+                b"sample_infohashes",
+                {b"id": REMOTE_ID, b"target": TARGET},
+                (REQUESTER[0], port),
+            )
+            self.assertEqual(sent, [])
+        self.assertEqual(self.handlers.sampleRepeats, {"cached": 1, "dropped": 2})
+        self.sample(("192.168.1.101", 6881))
+        self.clock.advance(SAMPLE_INTERVAL)
+        self.assertEqual(len(self.sample().values[b"samples"]), 100)
+        self.assertEqual(self.handlers.sampleRepeats, {"cached": 1, "dropped": 2})
+
+    def test_missingTargetBeforeTheLimit(self) -> None:
+        """A query without a target is an error however often its IP asks."""
+        for _ in range(4):
+            self.assertEqual(self.error(b"sample_infohashes", {b"id": REMOTE_ID}).code, 203)
+        self.assertEqual(self.handlers.sampleRepeats, {"cached": 0, "dropped": 0})
 
     def test_fullReplyFits(self) -> None:
         """20 samples with nodes and nodes6 and a 32-byte tid stay within 1,024 bytes."""

@@ -307,6 +307,30 @@ class ConvergenceTests(LookupTestsMixin, SynchronousTestCase):
         for _, method, args, timeout in network.sent:
             self.assertEqual((method, args, timeout), (b"get_peers", {b"info_hash": target}, 5.0))
 
+    def test_extraArgumentsAndResponses(self) -> None:
+        """extraArgs go into every query; onResponse sees every reply that parsed, with
+        the responder's id and address, and never one that did not."""
+        network = self.newNetwork(50)
+        target = self.rng.randbytes(20)
+        broken = network.ranked(target)[1]
+        broken.behaviour = MALFORMED_VALUES
+        seen: list[tuple[bytes, Address, Response]] = []
+        result = self.lookup(
+            network,
+            target,
+            self.randomSeeds(network, 3),
+            method=b"get_peers",
+            extraArgs={b"scrape": 1},
+            onResponse=lambda *reply: seen.append(reply),
+        )
+        for _, _, args, _ in network.sent:
+            self.assertEqual(args, {b"info_hash": target, b"scrape": 1})
+        self.assertEqual(len(seen), result.responses - 1)
+        self.assertNotIn(broken.address, [address for _, address, _ in seen])
+        for nodeId, address, response in seen:
+            self.assertEqual(network.nodes[address].nodeId, nodeId)
+            self.assertEqual(response.nodeId, nodeId)
+
     def test_roundTrips(self) -> None:
         """Seeds are hop 1 and a node learned from a hop-n reply is hop n+1."""
         network = Network(self.clock)

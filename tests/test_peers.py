@@ -115,10 +115,28 @@ class PeerStoreTests(SynchronousTestCase):
         self.assertEqual(self.store.peerCount(), 1)
 
     def test_samePortOtherIP(self) -> None:
-        """Same port, different IP, and same IP, different port, are different peers."""
+        """Two IPs on the same port are different peers."""
         self.store.addPeer(HASH1, ("192.168.1.1", 6881))
         self.store.addPeer(HASH1, ("192.168.1.2", 6881))
-        self.store.addPeer(HASH1, ("192.168.1.1", 6882))
+        self.assertEqual(len(self.store.getPeers(HASH1)), 2)
+
+    def test_oneEntryPerIP(self) -> None:
+        """BEP 33: an IP announcing another port replaces its entry, of either family."""
+        for host in ("192.168.1.1", "2001:db8::1"):
+            ipv6 = ":" in host
+            self.store.addPeer(HASH1, ("192.168.1.9", 7000))
+            self.store.addPeer(HASH1, (host, 6881))
+            self.store.addPeer(HASH1, (host, 6882))
+            self.assertEqual(self.store.getPeers(HASH1, ipv6)[-1], (host, 6882))
+            self.assertNotIn((host, 6881), self.store.getPeers(HASH1, ipv6))
+        self.assertEqual(self.store.peerCount(), 3)
+
+    def test_ipMatchOnlyAtSlotStart(self) -> None:
+        """An IP whose bytes occur across a stored port and the next IP is a new peer."""
+        # Slots 01 02 03 04 | 05 06 and 07 08 09 0a | 0b 0c: bytes 4..7 are 05 06 07 08.
+        self.store.addPeer(HASH1, ("1.2.3.4", 0x0506))
+        self.store.addPeer(HASH1, ("7.8.9.10", 0x0B0C))
+        self.store.addPeer(HASH1, ("5.6.7.8", 1))
         self.assertEqual(len(self.store.getPeers(HASH1)), 3)
 
     def test_dedupeIgnoresMisalignedMatch(self) -> None:
@@ -559,20 +577,33 @@ class PeerStoreTests(SynchronousTestCase):
         self.assertEqual(set(self.store.sampleInfoHashes(100)), hashes)
         self.assertEqual(self.store.sampleInfoHashes(0), [])
 
-    def test_seedCount(self) -> None:
-        """seedCount counts non-expired seeds, and a re-announce updates the seed flag."""
+    def test_seedsAndPeers(self) -> None:
+        """getSeedsAndPeers splits one family's non-expired peers by their seed flag,
+        which a re-announce updates (with the port)."""
+        compact = packAddress
         self.store.addPeer(HASH1, ("192.168.1.1", 6881), seed=True)
         self.store.addPeer(HASH1, ("192.168.1.2", 6882))
         self.store.addPeer(HASH1, ("2001:db8::1", 6881), seed=True)
-        self.assertEqual(self.store.seedCount(HASH1), 2)
-        self.assertEqual(self.store.seedCount(HASH2), 0)
+        self.assertEqual(
+            self.store.getSeedsAndPeers(HASH1, False),
+            ([compact(("192.168.1.1", 6881))], [compact(("192.168.1.2", 6882))]),
+        )
+        self.assertEqual(
+            self.store.getSeedsAndPeers(HASH1, True), ([compact(("2001:db8::1", 6881))], [])
+        )
+        self.assertEqual(self.store.getSeedsAndPeers(HASH2, False), ([], []))
         self.store.addPeer(HASH1, ("192.168.1.1", 6881), seed=False)
-        self.store.addPeer(HASH1, ("192.168.1.2", 6882), seed=True)
-        self.assertEqual(self.store.seedCount(HASH1), 2)
+        self.store.addPeer(HASH1, ("192.168.1.2", 7000), seed=True)
+        self.assertEqual(
+            self.store.getSeedsAndPeers(HASH1, False),
+            ([compact(("192.168.1.2", 7000))], [compact(("192.168.1.1", 6881))]),
+        )
         self.clock.advance(20 * MINUTE)
         self.store.addPeer(HASH1, ("192.168.1.3", 6883), seed=True)
         self.clock.advance(15 * MINUTE)
-        self.assertEqual(self.store.seedCount(HASH1), 1)
+        self.assertEqual(
+            self.store.getSeedsAndPeers(HASH1, False), ([compact(("192.168.1.3", 6883))], [])
+        )
 
     def test_clockSteppingBack(self) -> None:
         """A reactor clock that steps back neither unsorts nor resurrects peers."""

@@ -18,6 +18,7 @@ from twisted_dht import bencoding, krpc
 from twisted_dht.addresses import Address
 from twisted_dht.admission import AdmissionPolicy
 from twisted_dht.errors import (
+    DropQuery,
     ErrorCode,
     KRPCError,
     MalformedMessage,
@@ -69,6 +70,9 @@ class RecordingController:
 
     def krpc_answer(self, query: Query, address: Address) -> Answer:
         return Answer({b"id": OUR_ID}, nodes=krpc.packNode(THEIR_ID, PEER))
+
+    def krpc_drop(self, query: Query, address: Address) -> Answer:
+        raise DropQuery()
 
     def krpc_slow(self, query: Query, address: Address) -> Deferred[Any]:
         self.deferred = Deferred()
@@ -379,6 +383,18 @@ class HandlerRegressionTests(ProtocolTestCase):
         self.assertEqual(codes, [ErrorCode.SERVER, ErrorCode.SERVER])
         self.assertEqual(len(self.flushLoggedErrors(TypeError)), 2)
         self.assertEqual(len(self.controller.answered), 2)
+
+    def test_dropQuery(self) -> None:
+        """A handler raising DropQuery, at once or through its Deferred, sends nothing and
+        logs nothing; the controller is told, as for any well-formed query."""
+        self.receive(self.query(b"drop"))
+        self.receive(self.query(b"slow"))
+        assert self.controller.deferred is not None
+        self.controller.deferred.errback(DropQuery())
+        self.assertEqual(self.transport.written, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+        self.assertEqual(len(self.controller.answered), 2)
+        self.assertEqual(self.protocol.counters["errorsSent"], 0)
 
     def test_deferredOfNone(self) -> None:
         """A handler's Deferred firing with None gets 202, logged."""

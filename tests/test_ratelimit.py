@@ -1,11 +1,12 @@
-"""Tests for twisted_dht.ratelimit: token buckets and the per-IP flood blocker, on a Clock."""
+"""Tests for twisted_dht.ratelimit: token buckets, the per-IP flood blocker and the repeat
+limiter, on a Clock."""
 
 from __future__ import annotations
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from twisted_dht.ratelimit import DoSBlocker, TokenBucket
+from twisted_dht.ratelimit import FRESH, REFUSED, REPEAT, DoSBlocker, RepeatLimiter, TokenBucket
 
 
 class TokenBucketTests(SynchronousTestCase):
@@ -205,3 +206,38 @@ class DoSBlockerTests(SynchronousTestCase):
         blocker = DoSBlocker(5, exempt=lambda ip: ip.startswith("127."), reactor=self.clock)
         self.assertTrue(all(blocker.allow("127.0.0.1") for _ in range(1000)))
         self.assertFalse(all(blocker.allow("8.8.8.8") for _ in range(1000)))
+
+
+class RepeatLimiterTests(SynchronousTestCase):
+    """RepeatLimiter on a Clock."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+
+    def test_freshRepeatRefused(self) -> None:
+        """Within an interval: one fresh answer, C{repeats} repeats, then refusals; the
+        interval counts from the fresh answer."""
+        limiter = RepeatLimiter(100, repeats=2, reactor=self.clock)
+        verdicts = [limiter.check("10.0.0.1") for _ in range(5)]
+        self.assertEqual(verdicts, [FRESH, REPEAT, REPEAT, REFUSED, REFUSED])
+        self.clock.advance(99)
+        self.assertEqual(limiter.check("10.0.0.1"), REFUSED)
+        self.clock.advance(1)
+        self.assertEqual(limiter.check("10.0.0.1"), FRESH)
+        self.assertEqual(limiter.check("10.0.0.2"), FRESH)
+
+    def test_boundedMemory(self) -> None:
+        """At most maxTracked IPs are kept; the least recently seen is forgotten, and is
+        fresh again."""
+        limiter = RepeatLimiter(100, maxTracked=3, reactor=self.clock)
+        for i in range(4):
+            limiter.check(f"10.0.0.{i}")
+        self.assertEqual(len(limiter), 3)
+        self.assertEqual(limiter.check("10.0.0.0"), FRESH)
+        self.assertEqual(limiter.check("10.0.0.3"), REPEAT)
+
+    def test_invalidSettings(self) -> None:
+        """A negative interval or repeat count, or no room for an IP, is refused."""
+        for settings in ({"interval": -1}, {"interval": 1, "repeats": -1},
+                         {"interval": 1, "maxTracked": 0}):  # fmt: skip
+            self.assertRaises(ValueError, RepeatLimiter, reactor=self.clock, **settings)

@@ -206,6 +206,37 @@ class BudgetTests(SynchronousTestCase):
         self.assertNotIn(b"values", reply.values)
         self.assertLessEqual(tail.rooms[0], 26)
 
+    def test_extrasBeforeNodes(self) -> None:
+        """Extras (BEP 33's filters) that fit without any node stay: nodes, the other
+        family's first, are trimmed to make room for them."""
+        extras = {b"BFpe": b"\x01" * 256, b"BFsd": b"\x02" * 256}
+        answer = Answer({b"id": OUR_ID}, nodes=nodes(8), nodes6=nodes(8, ipv6=True), extras=extras)
+        data = buildResponse(TID, answer, PACKED, krpc.VERSION, 800)
+        assert data is not None
+        reply = decode(data)
+        self.assertEqual((reply.values[b"BFpe"], reply.values[b"BFsd"]), tuple(extras.values()))
+        self.assertNotIn(b"nodes6", reply.values)
+        self.assertTrue(0 < len(krpc.responseNodes(reply)) < 8)
+        self.assertLessEqual(len(data), 800)
+
+    def test_extrasThatCannotFitDropped(self) -> None:
+        """Extras too large even without nodes go whole, and the nodes stay."""
+        extras = {b"BFpe": b"\x01" * 256, b"BFsd": b"\x02" * 256}
+        answer = Answer({b"id": OUR_ID}, nodes=nodes(8), extras=extras)
+        reply = decode(buildResponse(TID, answer, PACKED, krpc.VERSION, 400))
+        self.assertNotIn(b"BFpe", reply.values)
+        self.assertNotIn(b"BFsd", reply.values)
+        self.assertEqual(len(krpc.responseNodes(reply)), 8)
+
+    def test_extrasBeforeVersion(self) -> None:
+        """Extras that fit only without the version keep their place; the version goes."""
+        extras = {b"BFpe": b"\x01" * 256, b"BFsd": b"\x02" * 256}
+        answer = Answer({b"id": OUR_ID}, extras=extras)
+        data = buildResponse(TID, answer, PACKED, b"V" * 500)
+        reply = decode(data)
+        self.assertIn(b"BFsd", reply.values)
+        self.assertIsNone(reply.version)
+
     def test_impossible(self) -> None:
         """None when not even the fixed fields fit in 1,024 bytes, for any kind of answer."""
         fields = {b"id": OUR_ID, b"blob": b"x" * 2000}

@@ -163,6 +163,23 @@ class NodeStatsTests(SynchronousTestCase):
         self.node.setNodeId(b"\x11" * 20)
         self.assertIs(self.node.stats().idValidForIP, False)
 
+    def test_sampleRepeats(self) -> None:
+        """sample_infohashes asked again within the interval: the first repeat counts as
+        cached, the next ones as dropped, and none once the interval has passed."""
+        sample = query(b"sample_infohashes", {b"id": THEIR_ID, b"target": INFO_HASH})
+        self.receive(sample)
+        self.assertEqual(self.node.stats().sampleRepeats, {"cached": 0, "dropped": 0})
+        for _ in range(3):
+            self.receive(sample)
+        self.assertEqual(self.node.stats().sampleRepeats, {"cached": 1, "dropped": 2})
+        self.assertEqual(self.node.stats().responsesSent, 2)
+        self.clock.advance(21600)
+        self.receive(sample)
+        stats = self.node.stats()
+        self.assertEqual(stats.sampleRepeats, {"cached": 1, "dropped": 2})
+        self.assertEqual(stats.responsesSent, 3)
+        self.assertEqual(stats.toJSON()["sampleRepeats"], {"cached": 1, "dropped": 2})
+
     def test_toJSON(self) -> None:
         """toJSON is a JSON document of every field, with totals for the tables."""
         self.receive(query(b"ping", {b"id": THEIR_ID}))

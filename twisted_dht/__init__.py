@@ -3,10 +3,12 @@
 from .addresses import Address
 from .admission import AdmissionPolicy
 from .bep44 import Item, SigningKey
+from .bloom import BloomFilter
 from .bootstrap import DEFAULT_ROUTERS, BootstrapResult
 from .contacts import Contact, NodeState
 from .controller import Controller
 from .errors import (
+    DropQuery,
     ErrorCode,
     KRPCError,
     MalformedMessage,
@@ -27,6 +29,8 @@ from .peers import PeerStore
 from .protocol import KRPCProtocol
 from .reply import Answer
 from .routing import RoutingTable
+from .sampling import SampleReply, SampleWalk, WalkResult
+from .scrape import ScrapeResult
 from .service import DHTService
 from .state import SavedState
 from .stats import NodeStats
@@ -40,11 +44,13 @@ __all__ = [
     "Address",
     "AdmissionPolicy",
     "Answer",
+    "BloomFilter",
     "BootstrapResult",
     "Contact",
     "Controller",
     "DHTNode",
     "DHTService",
+    "DropQuery",
     "Error",
     "ErrorCode",
     "GetResult",
@@ -72,9 +78,13 @@ __all__ = [
     "QueryTimeout",
     "Response",
     "RoutingTable",
+    "SampleReply",
+    "SampleWalk",
     "SavedState",
+    "ScrapeResult",
     "SendFailed",
     "SigningKey",
     "TokenStore",
+    "WalkResult",
     "__version__",
 ]

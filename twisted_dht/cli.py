@@ -1,5 +1,6 @@
 """C{python -m twisted_dht}: one-off DHT commands — lookup, announce, ping, find-node,
-put, get, keygen, probe, state.
+put, get, keygen, probe, state, and the surveys scrape and sample
+(L{twisted_dht.surveys}).
 
 Exit codes: 0 success; 1 a network failure, a timeout or an unreadable state file;
 2 bad input (argparse's convention).
@@ -36,17 +37,13 @@ from .console import (
     peerPort,
     seconds,
 )
-from .errors import KRPCError, ProtocolStopped, QueryTimeout, SendFailed
+from .errors import CommandFailed, KRPCError, ProtocolStopped, QueryTimeout, SendFailed
 from .itemcli import addItemCommands, getItem, keygen, putItem
 from .node import DHTNode
 from .probecli import addProbeCommand, probeCommand
 from .sockets import listenUDP6
 from .state import StateError, readState
-
-
-class CommandFailed(Exception):
-    """A command could not do its job (exit code 1); the message says why."""
-
+from .surveys import SURVEYS, addSurveyCommands
 
 # Parsing ---------------------------------------------------------------------
 
@@ -116,6 +113,7 @@ def buildParser() -> argparse.ArgumentParser:
     which.add_argument(
         "--implied-port", action="store_true", help="announce our UDP source port instead"
     )
+    announce.add_argument("--seed", action="store_true", help="announce a seed (BEP 33)")
     ping = commands.add_parser("ping", parents=[common, output], help="ping one DHT node")
     ping.add_argument("address", metavar="HOST:PORT", type=hostPort, help="the node to ping")
     findNode = commands.add_parser(
@@ -124,6 +122,7 @@ def buildParser() -> argparse.ArgumentParser:
     findNode.add_argument("target", metavar="ID", type=infoHash, help="40 hex digits")
     addProbeCommand(commands, output)
     addItemCommands(commands, common, output)
+    addSurveyCommands(commands, [common, output], infoHash)
     state = commands.add_parser("state", parents=[output], help="print a state file")
     state.add_argument("path", metavar="FILE", help="the state file of a twistd dht node")
     return parser
@@ -265,7 +264,7 @@ class Session:
         args, console = self.args, self.console
         await self.join()
         accepted = await self.node.announce(
-            args.infoHash, args.port, impliedPort=args.implied_port
+            args.infoHash, args.port, impliedPort=args.implied_port, seed=args.seed
         )
         what = "the implied port" if args.implied_port else f"port {args.port}"
         if not accepted:
@@ -275,10 +274,12 @@ class Session:
                 "infoHash": args.infoHash.hex(),
                 "port": args.port,
                 "impliedPort": bool(args.implied_port),
+                "seed": bool(args.seed),
                 "accepted": accepted,
             }
         )
-        console.line(f"Announced {args.infoHash.hex()} with {what} to {accepted} nodes")
+        seed = " as a seed" if args.seed else ""
+        console.line(f"Announced {args.infoHash.hex()}{seed} with {what} to {accepted} nodes")
 
     async def ping(self) -> None:
         """ping: one query, its answer and round-trip time."""
@@ -322,7 +323,7 @@ class Session:
             "put": functools.partial(putItem, self),
             "get": functools.partial(getItem, self),
         }
-        command = commands[args.command]
+        command = commands.get(args.command) or functools.partial(SURVEYS[args.command], self)
         try:
             self.listen(ipv6=any(isIPv6(host) for host, _ in talksTo))
             self.node.start(bootstrap=False)

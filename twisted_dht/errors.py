@@ -43,6 +43,16 @@ class KRPCError(Exception):
         return f"KRPC error {self.code}: {self.message}"
 
 
+class DropQuery(Exception):
+    """Raised by a query handler to send no reply at all: the query is dropped silently
+    (its querier is still offered to the routing table, as for any well-formed query)."""
+
+
+class CommandFailed(Exception):
+    """A C{python -m twisted_dht} command could not do its job (exit code 1); the message
+    says why."""
+
+
 class QueryTimeout(Exception):
     """An outgoing query got no reply in time."""
 

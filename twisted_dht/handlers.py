@@ -1,5 +1,11 @@
 """QueryHandlers: the answers to ping, find_node, get_peers, announce_peer, sample_infohashes.
 
+get_peers also serves BEP 33: with C{scrape=1} the reply carries the bloom filters of the
+stored seeds (C{BFsd}) and other peers (C{BFpe}) of the requester's family, and with
+C{noseed=1} its C{values} are non-seeds first. sample_infohashes is rate-limited per IP
+(L{RepeatLimiter}): an IP asking again within the C{interval} its sample stands for gets
+the cached sample once (a retry after a lost reply), then no reply at all.
+
 The handlers own nothing: they are given our identity, the two routing tables, the token
 store, the peer store and the admission policy (told of requesters that presented a valid
 token), and answer with L{twisted_dht.reply.Answer}s that the wire layer fits into the
@@ -8,6 +14,7 @@ reply budget. Invalid arguments raise L{KRPCError} 203.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
@@ -15,11 +22,13 @@ from twisted.internet.interfaces import IReactorTime
 from . import bencoding, krpc
 from .addresses import Address
 from .admission import AdmissionPolicy
-from .errors import ErrorCode, KRPCError
+from .bloom import BloomFilter
+from .errors import DropQuery, ErrorCode, KRPCError
 from .interfaces import IEncodedPeerSource, IPeerStore
 from .krpc import Query
 from .nodeid import Identity
 from .peers import encodeStrings
+from .ratelimit import REFUSED, REPEAT, RepeatLimiter
 from .reply import VALUES_OVERHEAD, Answer, bytesTail, valuesTail
 from .routing import RoutingTable
 from .tokens import TokenStore
@@ -38,6 +47,11 @@ _WANT_6 = frozenset({b"n6"})
 
 _VALUE_WIDTH_4 = len(b"6:") + 6
 _VALUE_WIDTH_6 = len(b"18:") + 18
+
+
+def _sample(items: list[bytes], count: int) -> list[bytes]:
+    """All of C{items} when they are at most C{count}, else C{count} drawn at random."""
+    return items if len(items) <= count else random.sample(items, max(count, 0))
 
 
 def _missing(name: str) -> KRPCError:
@@ -67,6 +81,11 @@ class QueryHandlers:
         self.clock = reactor
         self._encodedPeers = IEncodedPeerSource.providedBy(peers)
         self._sample: tuple[float, bytes] | None = None
+        self.sampleLimiter = RepeatLimiter(SAMPLE_INTERVAL, reactor=reactor)
+        """Per IP, how often sample_infohashes is answered within L{SAMPLE_INTERVAL}."""
+        self.sampleRepeats = {"cached": 0, "dropped": 0}
+        """sample_infohashes queries asked again within the interval: answered with the
+        cached sample, or dropped (see L{RepeatLimiter})."""
         self._idReply = (identity.nodeId, bencoding.encode({b"id": identity.nodeId}))
         """(our id, the bencoded reply carrying only it), for ping and announce_peer."""
 
@@ -101,6 +120,10 @@ class QueryHandlers:
         }
         answer = self.withNodes(fields, infoHash, query, address)
         ipv6 = ":" in address[0]
+        args = query.args  # BEP 33's flags; a plain get_peers has 2 or 3 keys: one test
+        if len(args) > 2 and (b"scrape" in args or b"noseed" in args):
+            self._scrape(answer, infoHash, ipv6, query)
+            return answer
         width = _VALUE_WIDTH_6 if ipv6 else _VALUE_WIDTH_4
         peers = self.peers
         encoded = self._encodedPeers
@@ -118,19 +141,53 @@ class QueryHandlers:
         answer.tail = values
         return answer
 
+    def _scrape(self, answer: Answer, infoHash: bytes, ipv6: bool, query: Query) -> None:
+        """BEP 33: the bloom filters of the stored IPs (with C{scrape}) and the values,
+        non-seeds first (with C{noseed}) or a sample of every stored peer."""
+        seeds, others = self.peers.getSeedsAndPeers(infoHash, ipv6)
+        if krpc.queryScrape(query) and (seeds or others):
+            answer.extras = {
+                b"BFsd": BloomFilter.ofIPs(peer[:-2] for peer in seeds).toBytes(),
+                b"BFpe": BloomFilter.ofIPs(peer[:-2] for peer in others).toBytes(),
+            }
+        noSeed = krpc.queryNoSeed(query)
+        width = _VALUE_WIDTH_6 if ipv6 else _VALUE_WIDTH_4
+
+        def values(room: int) -> bytes:
+            limit = (room - VALUES_OVERHEAD) // width
+            if limit <= 0:
+                return b""
+            if noSeed:
+                chosen = _sample(others, limit)
+                chosen = chosen + _sample(seeds, limit - len(chosen))
+            else:
+                chosen = _sample(seeds + others, limit)
+            return valuesTail(encodeStrings(chosen))
+
+        answer.tail = values
+
     def krpc_sample_infohashes(self, query: Query, address: Address) -> Answer:
         """sample_infohashes (BEP 51): a random sample of the info_hashes we store, how many
-        we store, how long the sample stands, and the closest nodes to C{target}."""
+        we store, how long the sample stands, and the closest nodes to C{target}; no reply
+        (L{DropQuery}) to an IP that asked too often within the interval."""
         target = krpc.queryTarget(query)
         if target is None:
             raise _missing("target")
+        verdict = self.sampleLimiter.check(address[0])
+        if verdict is REFUSED:
+            self.sampleRepeats["dropped"] += 1
+            raise DropQuery()
         fields: dict[bytes, Any] = {
             b"id": self.identity.nodeId,
             b"interval": SAMPLE_INTERVAL,
             b"num": self.peers.infoHashCount(),
         }
         answer = self.withNodes(fields, target, query, address)
-        samples = self._currentSample()
+        if verdict is REPEAT and self._sample is not None:
+            self.sampleRepeats["cached"] += 1
+            samples = self._sample[1]
+        else:
+            samples = self._currentSample()
         answer.tail = lambda room: bytesTail(b"samples", samples, 20, room)
         return answer
 

@@ -15,7 +15,7 @@ Handler = Callable[[Query, Address], Any]
 """C{handler(query, address)}: returns an L{twisted_dht.reply.Answer}, a bencoded C{r}
 dictionary (bytes), a plain C{r} dictionary, or a Deferred or coroutine of one; raises
 L{twisted_dht.errors.KRPCError} (or L{twisted_dht.errors.MalformedMessage}, answered
-with 203) to answer with an error."""
+with 203) to answer with an error, or L{twisted_dht.errors.DropQuery} to send nothing."""
 
 
 SendQuery: TypeAlias = Callable[
@@ -63,11 +63,19 @@ class IPeerStore(Interface):
 
     def addPeer(infoHash: bytes, address: Address, seed: bool = False) -> None:
         """Store or refresh C{address} (an IP literal and a port) under C{infoHash};
-        C{seed} is BEP 33's flag."""
+        C{seed} is BEP 33's flag. One entry per info_hash and IP: an announce from an IP
+        already stored replaces its port and seed flag."""
 
     def getCompactPeers(infoHash: bytes, ipv6: bool, limit: int) -> list[bytes]:
         """Up to C{limit} non-expired peers of one family as compact 6-byte (IPv4) or
         18-byte (IPv6) strings, a uniform random sample when more are stored."""
+
+    def getSeedsAndPeers(infoHash: bytes, ipv6: bool) -> tuple[list[bytes], list[bytes]]:
+        """Every non-expired peer of one family as compact strings, split by BEP 33's seed
+        flag: (seeds, the others). For get_peers with C{scrape} (whose bloom filters
+        count every stored IP) or C{noseed} only, never on the plain get_peers path; a
+        store keeps one entry per info_hash and IP (BEP 33), so the two lists are
+        disjoint."""
 
     def infoHashCount() -> int:
         """How many info_hashes are stored."""

@@ -123,7 +123,7 @@ def describe(value: Any) -> Any:
 
 async def putItem(session: Session) -> None:
     """put: a get traversal, then put to the closest nodes that gave a token."""
-    from .cli import CommandFailed
+    from .errors import CommandFailed
 
     args, console = session.args, session.console
     try:
@@ -151,7 +151,7 @@ async def putItem(session: Session) -> None:
 
 async def getItem(session: Session) -> None:
     """get: the item at a target, or a public key's."""
-    from .cli import CommandFailed
+    from .errors import CommandFailed
 
     args, console = session.args, session.console
     await session.join()

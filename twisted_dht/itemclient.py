@@ -69,7 +69,7 @@ class _Collector:
         self.salt = salt
         self.best: Item | None = None
 
-    def __call__(self, response: Response) -> None:
+    def __call__(self, nodeId: bytes, address: Address, response: Response) -> None:
         values = response.values
         if b"v" not in values:
             return
@@ -188,7 +188,7 @@ class ItemClient:
             tokens = [token for result in found for token in result.tokens]
             return GetResult(target, collector.best, tokens)
 
-        return self.search.lookupAll(target, GET, None, collector, extra).addCallback(done)
+        return self.search.lookupAll(target, GET, None, extra, collector).addCallback(done)
 
     def put(
         self,

@@ -14,7 +14,7 @@ L{LookupReporter}, normally the routing table of the lookup's address family.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,8 +102,9 @@ class Lookup:
         fails BEP 42) means its nodes are used, but it does not count for termination and
         is in neither C{closest} nor C{tokens}. None: every responder is eligible.
     @param onPeer: called once for each new peer of a get_peers lookup, as it arrives.
-    @param onResponse: called with every well-formed reply (e.g. a get's items).
-    @param extraArgs: more arguments of every query (e.g. a get's C{seq}).
+    @param extraArgs: more arguments for every query (BEP 33's C{scrape}).
+    @param onResponse: C{onResponse(nodeId, address, response)} for every well-formed
+        reply, once its nodes, values and token parsed (a scrape reads its filters).
     @param reactor: the time source of the short timeouts.
     """
 
@@ -127,8 +128,8 @@ class Lookup:
         relaxLocal: bool = False,
         eligible: Callable[[bytes, Address], bool] | None = None,
         onPeer: Callable[[Address], object] | None = None,
-        onResponse: Callable[[Response], object] | None = None,
-        extraArgs: dict[bytes, Any] | None = None,
+        extraArgs: Mapping[bytes, Any] | None = None,
+        onResponse: Callable[[bytes, Address, Response], object] | None = None,
     ) -> None:
         if method not in (FIND_NODE, GET_PEERS, GET):
             raise ValueError(f"cannot look up with {method!r}")
@@ -155,7 +156,8 @@ class Lookup:
         self._onPeer = onPeer
         self._onResponse = onResponse
         args: dict[bytes, Any] = {(b"info_hash" if method == GET_PEERS else b"target"): target}
-        args.update(extraArgs or {})
+        if extraArgs:
+            args.update(extraArgs)
         if ipv6:
             args[b"want"] = [b"n6"]
         self._args = args
@@ -300,11 +302,6 @@ class Lookup:
         self._report("nodeResponded", nodeId, address)
         candidate.responded = True
         candidate.token = token
-        if self._onResponse is not None:
-            try:
-                self._onResponse(response)
-            except Exception:
-                _log.failure("onResponse failed on {address}", address=address)
         if self._eligible is not None:
             try:
                 candidate.eligible = bool(self._eligible(nodeId, address))
@@ -313,6 +310,11 @@ class Lookup:
                 candidate.eligible = False
         for peer in peers:
             self._gotPeer(peer)
+        if self._onResponse is not None:
+            try:
+                self._onResponse(nodeId, address, response)
+            except Exception:
+                _log.failure("onResponse failed on {address}", address=address)
         hop = candidate.hop + 1
         for newId, newAddress in nodes:
             self._candidates.add(newId, newAddress, hop)

@@ -38,6 +38,8 @@ from .peers import PeerStore
 from .periodic import Periodic
 from .protocol import KRPCProtocol
 from .routing import RoutingTable
+from .sampling import Sampler, SampleReply, WalkResult
+from .scrape import ScrapeResult, scrape
 from .search import Search
 from .sender import QuerySender
 from .sockets import MAX_PACKET_SIZE, listenUDP6
@@ -49,11 +51,12 @@ EXPIRY_INTERVAL = 300.0
 
 
 class DHTNode:
-    """A BitTorrent DHT node (BEP 5, BEP 32 dual stack; BEP 42, 43, 51).
+    """A BitTorrent DHT node (BEP 5, BEP 32 dual stack; BEP 33, 42, 43, 51).
 
     Bind it with L{listen} (or bind C{node.ipv4.protocol} and C{node.ipv6.protocol}
     yourself), call L{start}, then use the Deferred-returning API: L{bootstrap}, L{ping},
-    L{findNode}, L{getPeers}, L{announce}, L{keepAnnounced}. L{stop} cancels every timer
+    L{findNode}, L{getPeers}, L{announce}, L{keepAnnounced}, L{scrape},
+    L{sampleInfoHashes}, L{walkSamples}. L{stop} cancels every timer
     and pending query. Cancelling any returned Deferred fails it with L{CancelledError}.
 
     Hardening (all on by default, see L{twisted_dht.ratelimit} for the defaults; change
@@ -210,6 +213,7 @@ class DHTNode:
         )
         self.items = ItemClient(self.search)
         """BEP 44 get and put (see L{ItemClient})."""
+        self.sampler = Sampler(self.sender.send, self._contacts, reactor=reactor)
         self.joiner = Joiner(self.sender, self.search, reactor=reactor, routers=routers)
         self.maintenance = Maintenance(
             self.sender,
@@ -243,6 +247,10 @@ class DHTNode:
     def families(self) -> list[NodeFamily]:
         """The families bound to a socket, IPv4 first."""
         return self.sender.families()
+
+    def _contacts(self) -> list[tuple[bytes, Address]]:
+        """Every contact of the bound families' tables."""
+        return [(c.nodeId, c.address) for f in self.families() for c in f.table.contacts()]
 
     def _isResponder(self, address: Address) -> bool:
         contact = self.tableFor(address).get(address)
@@ -330,6 +338,7 @@ class DHTNode:
         self.joiner.stop()
         self.items.stop()
         self.search.stop()
+        self.sampler.stop()
         self.sender.stop()
 
     # Public API ----------------------------------------------------------------
@@ -401,6 +410,25 @@ class DHTNode:
     ) -> Deferred[int]:
         """Announce that we are a peer of C{infoHash} (see L{Search.announce})."""
         return self.search.announce(infoHash, port, impliedPort, seed)
+
+    def scrape(self, infoHash: bytes) -> Deferred[ScrapeResult]:
+        """BEP 33: estimate the seeds and peers of C{infoHash} (see L{twisted_dht.scrape})."""
+        return scrape(self.search, infoHash)
+
+    def sampleInfoHashes(
+        self, address: Address, target: bytes | None = None
+    ) -> Deferred[SampleReply]:
+        """BEP 51: one sample_infohashes query to C{address} (a random C{target} if None)."""
+        return self.sampler.sample(address, target)
+
+    def walkSamples(
+        self, onSample: Callable[[bytes, Address], object] | None = None, **budget: Any
+    ) -> Deferred[WalkResult]:
+        """BEP 51: collect the info_hashes nodes store with a polite walk of the keyspace,
+        from our contacts; C{onSample(infoHash, source)} as each arrives. C{budget}: the
+        keyword arguments of L{twisted_dht.sampling.SampleWalk} (C{rate}, C{maxQueries},
+        C{duration}, C{maxInfoHashes}, ...)."""
+        return self.sampler.walk(onSample, **budget)
 
     def keepAnnounced(
         self, infoHash: bytes, port: int | None = None, seed: bool = False

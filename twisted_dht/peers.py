@@ -26,7 +26,8 @@ Slots are kept in announce order, oldest first, so the arrays stay sorted by tim
     - expired peers are a prefix, found by bisection and dropped with one slice deletion;
     - the non-expired ones are the suffix, sampled without scanning (L{getCompactPeers});
     - when a family is full, slot 0 (the oldest announce) makes room;
-    - a re-announce (same IP and port) is found with C{bytearray.find}, checked for slot
+    - a re-announce from a stored IP (BEP 33: one entry per info_hash and IP, its port
+      and seed flag updated) is found with C{bytearray.find}, checked for slot
       alignment, and moved to the end.
 Finding and moving are C-speed memory operations bounded by the per-hash cap, so adding
 a peer costs O(1) in the number of stored peers. Times come from the injected reactor
@@ -68,17 +69,18 @@ class _Peers:
     def __len__(self) -> int:
         return len(self.times)
 
-    def find(self, compact: bytes) -> int:
-        """The slot holding C{compact}, or -1."""
+    def find(self, ip: bytes) -> int:
+        """The slot of the packed IP C{ip} (whatever its port), or -1."""
         addresses, width = self.addresses, self.width
-        offset = addresses.find(compact)
+        offset = addresses.find(ip)
         while offset >= 0 and offset % width:
-            offset = addresses.find(compact, offset + 1)
+            offset = addresses.find(ip, offset + 1)
         return offset // width if offset >= 0 else -1
 
     def add(self, compact: bytes, now: float, seed: bool, cap: int) -> int:
-        """Store or refresh a peer as the newest; return the change in the peer count."""
-        slot = self.find(compact)
+        """Store a peer as the newest, replacing the entry of its IP if there is one;
+        return the change in the peer count."""
+        slot = self.find(compact[:-2])
         if slot >= 0:
             self._remove(slot)
             added = 0
@@ -125,6 +127,15 @@ class _Peers:
             data[slot * width : (slot + 1) * width]
             for slot in random.sample(range(first, len(self.times)), count)
         ]
+
+    def splitFrom(self, first: int) -> tuple[list[bytes], list[bytes]]:
+        """The compact strings of slots C{first} to the end, as (seeds, non-seeds)."""
+        data, width, flags = bytes(self.addresses), self.width, self.seeds
+        seeds: list[bytes] = []
+        others: list[bytes] = []
+        for slot in range(first, len(flags)):
+            (seeds if flags[slot] else others).append(data[slot * width : (slot + 1) * width])
+        return seeds, others
 
     def encodedFrom(self, first: int) -> bytes:
         """L{compactFrom} bencoded and joined (see L{encodeStrings}), kept until the slots
@@ -212,7 +223,8 @@ class PeerStore:
     # Writing -------------------------------------------------------------------
 
     def addPeer(self, infoHash: bytes, address: Address, seed: bool = False) -> None:
-        """Store or refresh C{address} under C{infoHash}, with its seed flag.
+        """Store or refresh C{address} under C{infoHash}, with its seed flag: one entry per
+        IP (BEP 33), so a new port or seed flag replaces the IP's earlier announce.
 
         @raise ValueError: if C{address} is not an IPv4 or IPv6 literal and a port.
         """
@@ -311,13 +323,16 @@ class PeerStore:
         """
         return random.sample(list(self._swarms), min(count, len(self._swarms)))
 
-    def seedCount(self, infoHash: bytes) -> int:
-        """How many non-expired peers of C{infoHash}, of either family, are seeds."""
-        swarm = self._swarms.get(infoHash)
-        if swarm is None:
-            return 0
-        cutoff = self._cutoff()
-        return sum(peers.seeds.count(1, peers.firstValid(cutoff)) for peers in swarm.families())
+    def getSeedsAndPeers(
+        self, infoHash: bytes, ipv6: bool = False
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The non-expired peers of one family as compact strings, split by BEP 33's seed
+        flag: (seeds, the others) (L{IPeerStore.getSeedsAndPeers}), oldest announce first."""
+        found = self._valid(infoHash, ipv6)
+        if found is None:
+            return [], []
+        peers, first = found
+        return peers.splitFrom(first)
 
     def infoHashCount(self) -> int:
         """How many info_hashes are stored (some may hold only expired peers)."""

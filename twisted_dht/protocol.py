@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from . import krpc
 from .addresses import Address, packAddress
 from .errors import (
+    DropQuery,
     ErrorCode,
     KRPCError,
     MalformedMessage,
@@ -244,6 +245,8 @@ class KRPCProtocol(DatagramProtocol):
     def _handlerFailed(self, failure: Failure, query: Query, address: Address) -> None:
         error = failure.value
         size = query.size
+        if isinstance(error, DropQuery):
+            return
         if isinstance(error, KRPCError | MalformedMessage):
             if isinstance(error, KRPCError):
                 code, message = error.code, error.message

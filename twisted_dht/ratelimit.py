@@ -5,6 +5,8 @@
     seconds. Its tracker is an LRU of C{maxTracked} IPs, so a flood from spoofed sources
     costs a bounded amount of memory (it can only evict entries, not add them).
   - L{TokenBucket} meters a rate (bytes or queries per second) with a burst allowance.
+  - L{RepeatLimiter} keeps, per IP, how often an answer that stands for an interval was
+    given (BEP 51's samples), for crawlers that ask again sooner.
 
 Both are cheap enough to be consulted for every datagram: a dict lookup and a few float
 operations, with C{now} passed in so that one clock read serves every check.
@@ -201,3 +203,58 @@ class DoSBlocker:
             self.blocks += 1
             return False
         return True
+
+
+DEFAULT_REPEAT_TRACKED = 4096
+"""IPs a L{RepeatLimiter} remembers; the least recently answered is forgotten first."""
+
+FRESH = "fresh"
+REPEAT = "repeat"
+REFUSED = "refused"
+
+
+class RepeatLimiter:
+    """Per IP, how often an answer that stands for C{interval} seconds is given again
+    (BEP 51's sample): the first query of an interval is L{FRESH}, the next C{repeats}
+    are L{REPEAT} (a retry after a lost reply: answer from the cache), the rest
+    L{REFUSED} (answer nothing) until C{interval} seconds after the fresh one.
+
+    The IPs are an LRU of C{maxTracked}: an IP forgotten is fresh again, and a flood from
+    spoofed sources costs a bounded amount of memory.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        *,
+        repeats: int = 1,
+        maxTracked: int = DEFAULT_REPEAT_TRACKED,
+        reactor: IReactorTime,
+    ) -> None:
+        if interval < 0 or repeats < 0 or maxTracked < 1:
+            raise ValueError("need interval >= 0, repeats >= 0, maxTracked >= 1")
+        self.reactor = reactor
+        self.interval = float(interval)
+        self.repeats = repeats
+        self.maxTracked = maxTracked
+        # ip -> [when its fresh answer was given, answers given since]
+        self._tracked: OrderedDict[str, list[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        """How many IPs are tracked (at most C{maxTracked})."""
+        return len(self._tracked)
+
+    def check(self, ip: str) -> str:
+        """Count one query from C{ip}: L{FRESH}, L{REPEAT} or L{REFUSED}."""
+        now = self.reactor.seconds()
+        tracked = self._tracked
+        entry = tracked.get(ip)
+        if entry is None or now - entry[0] >= self.interval:
+            tracked[ip] = [now, 1.0]
+            tracked.move_to_end(ip)
+            if len(tracked) > self.maxTracked:
+                tracked.popitem(last=False)
+            return FRESH
+        tracked.move_to_end(ip)
+        entry[1] += 1.0
+        return REPEAT if entry[1] <= 1 + self.repeats else REFUSED

@@ -4,8 +4,10 @@ A handler answers with an L{Answer} (or with bytes, an C{r} dictionary it bencod
 or a plain dictionary); L{buildResponse} adds the envelope (C{t}, C{y}, C{ip}, C{v}) and
 fits the whole into the budget the admission policy gives (1,024 bytes, or less for an
 unverified requester), trimming in this order: the other family's nodes, then the
-requester's family's nodes, then the tail (C{values} or C{samples}). The C{v} field goes
-last of all, so that no version string, whatever its length, makes a reply oversized.
+requester's family's nodes, then the extras (BEP 33's bloom filters: they go, all
+together, only when they do not fit even without any node, and then every node stays),
+then the tail (C{values} or C{samples}). The C{v} field goes last of all, so that no
+version string, whatever its length, makes a reply oversized.
 L{buildError} does the same for errors, whose message is cut to the error budget.
 """
 
@@ -36,15 +38,18 @@ Tail = Callable[[int], bytes]
 class Answer:
     """What a query handler answers: fixed C{fields}, and parts that may be trimmed.
 
-    C{nodes} and C{nodes6} are compact node infos (26 and 38 bytes each); C{tail} gives
-    the last key (see L{Tail}). C{limit} is the reply's ceiling (L{MAX_REPLY_SIZE}, or
-    L{ITEM_REPLY_SIZE} for a BEP 44 item).
+    C{nodes} and C{nodes6} are compact node infos (26 and 38 bytes each); C{extras} are
+    fields that are sent when they fit once the nodes are trimmed, and dropped whole
+    otherwise (BEP 33's C{BFsd} and C{BFpe}); C{tail} gives the last key (see L{Tail}).
+    C{limit} is the reply's ceiling (L{MAX_REPLY_SIZE}, or L{ITEM_REPLY_SIZE} for a
+    BEP 44 item).
     """
 
     fields: dict[bytes, Any]
     nodes: bytes | None = None
     nodes6: bytes | None = None
     tail: Tail | None = None
+    extras: dict[bytes, Any] | None = None
     limit: int = MAX_REPLY_SIZE
 
 
@@ -100,6 +105,14 @@ def buildResponse(
     limit = answer.limit
     budget = min(budget, limit)
     fields = answer.fields
+    extras = answer.extras
+    if extras is not None:
+        withExtras = {**fields, **extras}
+        if (
+            krpc.envelopeSize(len(tid), len(requester), None) + len(bencoding.encode(withExtras))
+            <= budget
+        ):
+            fields = withExtras
     if answer.nodes is not None:
         fields[b"nodes"] = answer.nodes
     if answer.nodes6 is not None:

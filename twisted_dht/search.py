@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -83,11 +83,11 @@ class Search:
         family: NodeFamily,
         onPeer: Callable[[Address], object] | None = None,
         seeds: Iterable[tuple[bytes, Address]] = (),
-        onResponse: Callable[[Response], object] | None = None,
-        extraArgs: dict[bytes, Any] | None = None,
+        extraArgs: Mapping[bytes, Any] | None = None,
+        onResponse: Callable[[bytes, Address, Response], object] | None = None,
     ) -> Deferred[LookupResult]:
-        """One iterative lookup over one family, seeded with C{seeds} and the table (see
-        L{Lookup} for C{onPeer}, C{onResponse} and C{extraArgs})."""
+        """One iterative lookup over one family, seeded with C{seeds} and the table
+        (C{extraArgs} and C{onResponse}: see L{Lookup})."""
         traversal = Lookup(
             target,
             self.identity.nodeId,
@@ -103,8 +103,8 @@ class Search:
             relaxLocal=self.relaxLocal,
             eligible=self.eligible,
             onPeer=onPeer,
-            onResponse=onResponse,
             extraArgs=extraArgs,
+            onResponse=onResponse,
             reactor=self.clock,
         )
         self.lookupsStarted += 1
@@ -134,12 +134,12 @@ class Search:
         target: bytes,
         method: bytes,
         onPeer: Callable[[Address], object] | None = None,
-        onResponse: Callable[[Response], object] | None = None,
-        extraArgs: dict[bytes, Any] | None = None,
+        extraArgs: Mapping[bytes, Any] | None = None,
+        onResponse: Callable[[bytes, Address, Response], object] | None = None,
     ) -> Deferred[list[LookupResult]]:
         """One lookup per bound family; cancelling it cancels them all."""
         lookups = [
-            self.lookup(target, method, family, onPeer, (), onResponse, extraArgs)
+            self.lookup(target, method, family, onPeer, (), extraArgs, onResponse)
             for family in self.sender.families()
         ]
 

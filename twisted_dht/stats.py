@@ -172,6 +172,10 @@ class NodeStats:
     """Seconds from our query to its reply (responses and errors)."""
     ipsBlocked: int
     """Times the per-IP blocker started ignoring an IP (for 5 minutes)."""
+    sampleRepeats: Mapping[str, int]
+    """sample_infohashes queries from an IP answered less than the sample's interval ago
+    (BEP 51): C{cached} (its first repeat, answered with the cached sample) and
+    C{dropped} (later ones, not answered)."""
     lookupsStarted: int
     lookupsSucceeded: int
     """Lookups that heard from at least one node."""
@@ -243,6 +247,7 @@ class NodeStats:
             pendingQueries=sum(protocol.pendingCount for protocol in protocols),
             queuedQueries=node.sender.queued,
             ipsBlocked=node.policy.blocker.blocks,
+            sampleRepeats=dict(node.handlers.sampleRepeats),
             announcing=len(node.search.announcing()),
             infoHashes=node.peerStore.infoHashCount(),
             peers=node.peerStore.peerCount(),

@@ -43,6 +43,7 @@ __all__ = [
     "DriverError",
     "LibtorrentPeer",
     "PeerMissing",
+    "SampleAnswer",
     "freeUDPPort",
     "libtorrentAvailable",
     "nextLoopbackInterface",
@@ -432,6 +433,15 @@ class DHTPacket:
         return message.get(b"q") if message else None
 
 
+@dataclass(frozen=True)
+class SampleAnswer:
+    """What libtorrent's ``dht_sample_infohashes_alert`` reported of one node's answer."""
+
+    samples: list[bytes]
+    num: int
+    interval: int
+
+
 @dataclass
 class _GetPeers:
     infoHash: bytes
@@ -487,6 +497,7 @@ class LibtorrentPeer:
         self._announces: list[tuple[str, Deferred[int]]] = []
         self._announceTraversals: dict[str, int] = {}
         self._liveNodes: list[Deferred[list[tuple[str, str, int]]]] = []
+        self._samples: list[tuple[Address, Deferred[SampleAnswer]]] = []
 
     @property
     def address(self) -> Address:
@@ -598,6 +609,19 @@ class LibtorrentPeer:
             for lookup in self._getPeers:
                 if lookup.infoHash == infoHash:
                     lookup.peers.extend(p for p in peers if p not in lookup.peers)
+        elif isinstance(alert, lt.dht_sample_infohashes_alert):
+            endpoint = (str(alert.endpoint[0]), int(alert.endpoint[1]))
+            for i, (wanted, d) in enumerate(self._samples):
+                if wanted == endpoint:
+                    del self._samples[i]
+                    d.callback(
+                        SampleAnswer(
+                            samples=[sample.to_bytes() for sample in alert.samples],
+                            num=int(alert.num_infohashes),
+                            interval=int(alert.interval.total_seconds()),  # a timedelta
+                        )
+                    )
+                    break
         elif isinstance(alert, lt.dht_live_nodes_alert):
             nodes = [
                 (n["nid"].to_bytes().hex(), str(n["endpoint"][0]), int(n["endpoint"][1]))
@@ -733,6 +757,19 @@ class LibtorrentPeer:
         self.session.dht_live_nodes(lt.sha1_hash(bytes.fromhex(self.nodeId)))
         return _bounded(d, self.timeout, self._reactor, "libtorrent liveNodes")
 
+    def sampleInfoHashes(self, address: Address, target: bytes) -> Deferred[SampleAnswer]:
+        """``dht_sample_infohashes`` (BEP 51) to one node; fires with its answer."""
+        import libtorrent as lt
+
+        if self.session is None:
+            return defer.fail(DriverError("not started"))
+        d: Deferred[SampleAnswer] = Deferred(
+            lambda d: self._samples.remove((address, d)) if (address, d) in self._samples else None
+        )
+        self._samples.append((address, d))
+        self.session.dht_sample_infohashes(address, lt.sha1_hash(target))
+        return _bounded(d, self.timeout, self._reactor, "libtorrent sampleInfoHashes")
+
     def packetsWith(self, host: str, port: int) -> list[DHTPacket]:
         """The datagrams exchanged with one endpoint."""
         return [p for p in self.packets if p.host == host and p.port == port]
@@ -751,8 +788,10 @@ class LibtorrentPeer:
             *(lookup.deferred for lookup in self._getPeers),
             *(d for _, d in self._announces),
             *self._liveNodes,
+            *(d for _, d in self._samples),
         ]
         self._waiters, self._getPeers, self._announces, self._liveNodes = [], [], [], []
+        self._samples = []
         for d in waiting:
             if not d.called:
                 d.errback(DriverError("libtorrent peer stopped"))
