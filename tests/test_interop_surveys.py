@@ -15,7 +15,7 @@ from twisted_dht.node import DHTNode
 from twisted_dht.nodeid import randomId
 from twisted_dht.sampling import MAX_INTERVAL
 
-from .test_interop import _InteropTestCase, bounded, infoHash
+from .test_interop import _InteropTestCase, bounded, hostPort, infoHash
 
 SEED_FLAG = 1
 """libtorrent's C{announce_flags_t.seed}."""
@@ -88,6 +88,11 @@ class ScrapeInteropTests(_InteropTestCase):
         for lt in lts:
             await self.assertCleanExchanges(lt, [hubAddress, scraperAddress])
 
+        # Last: libtorrent may yet ask our command-line node, which exits when done.
+        document = await self.runCLI("scrape", target.hex(), "--bootstrap", hostPort(hubAddress))
+        self.assertEqual((document["seeds"], document["peers"]), (3, 3))
+        self.assertGreaterEqual(document["nodes"], 4)
+
 
 class SampleInteropTests(_InteropTestCase):
     """BEP 51 both ways: our walker samples libtorrent, libtorrent samples us."""
@@ -136,6 +141,12 @@ class SampleInteropTests(_InteropTestCase):
         self.assertNoErrorsSent(hub, walker)
         for lt in lts:
             await self.assertCleanExchanges(lt, [walkerAddress])
+
+        document = await self.runCLI("sample", "--rate", "20", "--bootstrap", hostPort(hubAddress))
+        self.assertEqual(
+            {bytes.fromhex(e["infoHash"]) for e in document["infoHashes"]}, set(found)
+        )
+        self.assertEqual(document["reason"], "exhausted")
 
     async def test_libtorrentSamplesUs(self) -> None:
         """libtorrent's dht_sample_infohashes against our node gets what we store, how
