@@ -99,6 +99,36 @@ class InMemoryProbeTests(SynchronousTestCase):
         [result] = [r for r in report.results if r.name == "error-unknown-method"]
         self.assertIn("error 202", result.evidence)
 
+    def test_noBEP44(self) -> None:
+        """A node answering get and put with error 204 (no BEP 44) has the three BEP 44
+        checks reported as not supported, and nothing failed."""
+        handlerFor = self.node.controller.handlerFor
+        self.node.controller.handlerFor = lambda m: (  # type: ignore[method-assign]
+            None if m in (b"get", b"put") else handlerFor(m)
+        )
+        report = self.probe()
+        bep44 = [name for name in DEFAULT_CHECKS if name.startswith("bep44-")]
+        self.assertEqual(len(bep44), 3)
+        self.assertOnlyFails(report, *bep44)
+        self.assertEqual(
+            {name: self.statuses(report)[name] for name in bep44},
+            dict.fromkeys(bep44, UNSUPPORTED),
+        )
+        self.assertTrue(report.passed)
+
+    def test_itemPutWithoutToken(self) -> None:
+        """A node taking any token fails the token checks of announce_peer and
+        bep44-bad-token (put), while its BEP 44 round trips pass."""
+        self.node.tokenStore.validate = lambda ip, i, t: True  # type: ignore[method-assign]
+        self.assertOnlyFails(
+            self.probe(), "error-bad-token", "token-ip", "token-info-hash", "bep44-bad-token"
+        )
+
+    def test_itemLost(self) -> None:
+        """A node that answers a put but stores nothing fails both BEP 44 round trips."""
+        self.node.itemStore.put = lambda *a, **k: None  # type: ignore[method-assign]
+        self.assertOnlyFails(self.probe(), "bep44-immutable", "bep44-mutable")
+
     def test_tokenNotBoundToIP(self) -> None:
         """Tokens that ignore the requester's IP fail token-ip only."""
         store = self.node.tokenStore

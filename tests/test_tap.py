@@ -67,6 +67,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertFalse(options["read-only"])
         self.assertEqual(options["max-peers-per-torrent"], 100)
         self.assertEqual(options["max-torrents"], 10000)
+        self.assertEqual(options["max-items"], 700)
         self.assertEqual(options["announce"], [])
         self.assertFalse(options["relax-local"])
         self.assertEqual(options["stats-interval"], 300.0)
@@ -110,9 +111,14 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(self.parse("--node-id", HASH)["node-id"], bytes.fromhex(HASH))
 
     def test_limits(self) -> None:
-        """--max-peers-per-torrent and --max-torrents take positive integers."""
-        options = self.parse("--max-peers-per-torrent", "5", "--max-torrents", "7")
-        self.assertEqual((options["max-peers-per-torrent"], options["max-torrents"]), (5, 7))
+        """--max-peers-per-torrent, --max-torrents and --max-items take positive integers."""
+        options = self.parse(
+            "--max-peers-per-torrent", "5", "--max-torrents", "7", "--max-items", "9"
+        )
+        self.assertEqual(
+            (options["max-peers-per-torrent"], options["max-torrents"], options["max-items"]),
+            (5, 7, 9),
+        )
 
     def test_announce(self) -> None:
         """--announce takes INFOHASH[:PORT], repeatable; no port means the implied port."""
@@ -176,6 +182,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertUsageError("--max-peers-per-torrent", "-1")
         self.assertUsageError("--max-peers-per-torrent", "0")
         self.assertUsageError("--max-torrents", "-5")
+        self.assertUsageError("--max-items", "0")
         self.assertUsageError("--stats-interval", "-1")
         self.assertUsageError("--stats-interval", "nan")
 
@@ -205,7 +212,7 @@ class MakeServiceTests(SynchronousTestCase):
                 "--no-ipv6", "--state", os.path.join(directory, "s"), "--node-id", HASH,
                 "--bootstrap", "127.0.0.1:1000", "--bootstrap", "router.example:6881",
                 "--read-only", "--max-peers-per-torrent", "3", "--max-torrents", "4",
-                "--announce", HASH, "--relax-local", "--stats-interval", "9",
+                "--max-items", "6", "--announce", HASH, "--relax-local", "--stats-interval", "9",
             ]
         )  # fmt: skip
         clock = Clock()
@@ -228,6 +235,7 @@ class MakeServiceTests(SynchronousTestCase):
                 "readOnly": True,
                 "maxPeersPerInfoHash": 3,
                 "maxInfoHashes": 4,
+                "maxItems": 6,
                 "relaxLocal": True,
                 "ipRateLimit": 5.0,
                 "uploadLimit": 65536,

@@ -26,6 +26,8 @@ from .probe import (
     storedPeers,
     tokenFor,
 )
+from .probe44 import checkBadToken as checkItemBadToken
+from .probe44 import checkImmutable, checkMutable
 from .probeextensions import (
     checkAmplification,
     checkBurst,
@@ -273,6 +275,9 @@ CHECKS: dict[str, Check] = {
     "read-only": checkReadOnly,
     "sample-infohashes": checkSampleInfohashes,
     "version": checkVersion,
+    "bep44-immutable": checkImmutable,
+    "bep44-mutable": checkMutable,
+    "bep44-bad-token": checkItemBadToken,
     "burst": checkBurst,
 }
 """Every check by name, in the order they run."""

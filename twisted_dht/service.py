@@ -17,6 +17,7 @@ from .addresses import Address, formatAddress
 from .admission import AMPLIFICATION
 from .bootstrap import DEFAULT_ROUTERS
 from .history import HISTORY_INTERVAL, RateHistory
+from .items import MAX_ITEMS
 from .node import DHTNode
 from .periodic import Periodic
 from .state import SavedState, applyState, loadState, saveState, stateOf
@@ -87,6 +88,7 @@ class DHTService(service.MultiService):
         enforceNodeId: bool = False,
         maxPeersPerInfoHash: int = 100,
         maxInfoHashes: int = 10000,
+        maxItems: int = MAX_ITEMS,
         ipRateLimit: float = ratelimit.DEFAULT_IP_RATE,
         uploadLimit: float = ratelimit.DEFAULT_UPLOAD_LIMIT,
         queryRateLimit: float = ratelimit.DEFAULT_QUERY_RATE,
@@ -114,6 +116,7 @@ class DHTService(service.MultiService):
         @param enforceNodeId: keep nodes whose id fails BEP 42 out of the routing tables.
         @param maxPeersPerInfoHash: peers stored per info_hash (and family).
         @param maxInfoHashes: info_hashes stored.
+        @param maxItems: BEP 44 items stored of each kind (immutable, mutable).
         @param ipRateLimit: see L{DHTNode}; so are C{uploadLimit}, C{queryRateLimit},
             C{outgoingQueryRate} and C{amplification}.
         @param metrics: a Twisted server endpoint description (C{tcp:9100:interface=...})
@@ -147,6 +150,7 @@ class DHTService(service.MultiService):
             "enforceNodeId": enforceNodeId,
             "maxPeersPerInfoHash": maxPeersPerInfoHash,
             "maxInfoHashes": maxInfoHashes,
+            "maxItems": maxItems,
             "ipRateLimit": ipRateLimit,
             "uploadLimit": uploadLimit,
             "queryRateLimit": queryRateLimit,

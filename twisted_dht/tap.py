@@ -13,6 +13,7 @@ from twisted.python import usage
 from .addresses import Address, isIPLiteral, parseAnnounce, parseHostPort
 from .admission import AMPLIFICATION
 from .bootstrap import DEFAULT_ROUTERS
+from .items import MAX_ITEMS
 from .nodeid import parseHex
 from .ratelimit import (
     DEFAULT_IP_RATE,
@@ -91,6 +92,8 @@ class Options(usage.Options):
         ["node-id", None, None, "Our node id (default: the state file's, else random)", _nodeId],
         ["max-peers-per-torrent", None, 100, "Peers stored per info_hash.", _count],
         ["max-torrents", None, 10000, "Info_hashes stored.", _count],
+        ["max-items", None, MAX_ITEMS,
+         "BEP 44 items stored of each kind (immutable, mutable).", _count],
         ["stats-interval", None, 300.0, "Seconds between two stats log lines.", _nonNegative],
         ["ip-rate-limit", None, DEFAULT_IP_RATE,
          "Datagrams/s one IP may send (over 10 s) before it is ignored for 5 minutes.",
@@ -239,6 +242,7 @@ def makeService(config: Options, reactor: Any = None) -> DHTService:
         readOnly=config["read-only"],
         maxPeersPerInfoHash=config["max-peers-per-torrent"],
         maxInfoHashes=config["max-torrents"],
+        maxItems=config["max-items"],
         relaxLocal=config["relax-local"],
         ipRateLimit=config["ip-rate-limit"],
         uploadLimit=config["upload-limit"],

@@ -1,13 +1,20 @@
 // A bittorrent-dht (webtorrent) node driven over stdin/stdout, one JSON object per line.
 //
 // Commands (an optional "id" is echoed in every reply to that command):
-//   {"cmd":"start","host":"127.0.0.1","port":P,"bootstrap":["127.0.0.1:Q", ...]}
+//   {"cmd":"start","host":"127.0.0.1","port":P,"bootstrap":["127.0.0.1:Q", ...],"verify":bool}
 //       -> {"event":"listening","port":P,"nodeId":hex}, later {"event":"ready"}
+//       ("verify": true gives the node tweetnacl's ed25519 verify, which BEP 44 mutable items
+//       need: without it a mutable get finds nothing and a mutable put gets error 400)
 //   {"cmd":"announce","infoHash":hex,"port":N} -> {"event":"announced",...} or {"event":"error"}
 //   {"cmd":"lookup","infoHash":hex} -> {"event":"peer","host":..,"port":..}...
 //       then {"event":"lookupDone","count":..,"visited":..}
 //   {"cmd":"addNode","host":..,"port":..} -> {"event":"nodeAdded","id":hex,...} (after a ping)
 //   {"cmd":"nodes"} -> {"event":"nodes","nodes":[{"id":hex,"host":..,"port":..}, ...]}
+//   {"cmd":"put","v":hex of the bencoded value, ["seed":hex 32 bytes,"seq":N,"salt":hex,"cas":N]}
+//       -> {"event":"put","target":hex,"nodes":N[,"k":hex,"seq":N,"sig":hex]} (BEP 44; mutable
+//       with "seed": signed with tweetnacl) or {"event":"error","code":..}
+//   {"cmd":"get","target":hex[,"salt":hex]} -> {"event":"got","item":null or {"v":hex of the
+//       bencoded value,"k":hex,"seq":N,"sig":hex}} (a network lookup: never its own store)
 //   {"cmd":"stop"} -> {"event":"stopped"}, then the process exits
 // Unsolicited: {"event":"query","q":..,"from":"host:port","a":{..hex..}} for every incoming
 // query, {"event":"warning","message":..}, {"event":"fatal","message":..}.
@@ -20,6 +27,24 @@ import { createInterface } from 'node:readline'
 
 // Resolved from the node_modules folder beside this file (npm install in tests/interop).
 import DHT from 'bittorrent-dht'
+import bencode from 'bencode'
+
+// tweetnacl (pure JavaScript ed25519) is loaded only if installed: without it the node runs,
+// but cannot verify or sign BEP 44 mutable items.
+let nacl = null
+try {
+  nacl = (await import('tweetnacl')).default
+} catch (err) {
+  nacl = null
+}
+
+function verify (sig, message, publicKey) {
+  try {
+    return nacl.sign.detached.verify(Uint8Array.from(message), Uint8Array.from(sig), Uint8Array.from(publicKey))
+  } catch (err) {
+    return false
+  }
+}
 
 const maxSeconds = Number(process.env.BTDHT_DRIVER_MAX_SECONDS || 120)
 setTimeout(() => {
@@ -39,8 +64,14 @@ function reply (cmd, obj) {
   send(obj)
 }
 
-function fail (cmd, message) {
-  reply(cmd, { event: 'error', cmd: cmd.cmd, message: String(message) })
+function fail (cmd, message, code) {
+  const obj = { event: 'error', cmd: cmd.cmd, message: String(message) }
+  if (code !== undefined) obj.code = code
+  reply(cmd, obj)
+}
+
+function hex (value) {
+  return Buffer.from(value).toString('hex')
 }
 
 function toJSONValue (value) {
@@ -80,7 +111,12 @@ const handlers = {
     if (!Array.isArray(cmd.bootstrap)) return fail(cmd, 'bootstrap must be a list (may be empty)')
     const bootstrap = cmd.bootstrap.map(parseHostPort)
     const host = cmd.host || '127.0.0.1'
-    dht = new DHT({ bootstrap: bootstrap.length ? bootstrap : false })
+    const options = { bootstrap: bootstrap.length ? bootstrap : false }
+    if (cmd.verify) {
+      if (!nacl) return fail(cmd, 'verify needs tweetnacl (npm install in tests/interop)')
+      options.verify = verify
+    }
+    dht = new DHT(options)
     dht._rpc.on('query', (query, peer) => {
       send({
         event: 'query',
@@ -155,6 +191,43 @@ const handlers = {
       port: n.port
     }))
     reply(cmd, { event: 'nodes', nodes })
+  },
+
+  put (cmd) {
+    const value = bencode.decode(Buffer.from(cmd.v, 'hex'))
+    // A byte string as a Buffer (what bittorrent-dht expects); other values as decoded.
+    const opts = { v: value instanceof Uint8Array ? Buffer.from(value) : value }
+    let sig = null
+    if (cmd.seed !== undefined) {
+      if (!nacl) return fail(cmd, 'a mutable put needs tweetnacl (npm install in tests/interop)')
+      const keys = nacl.sign.keyPair.fromSeed(Uint8Array.from(Buffer.from(cmd.seed, 'hex')))
+      opts.k = Buffer.from(keys.publicKey)
+      opts.seq = Number(cmd.seq)
+      opts.sign = (buf) => {
+        sig = Buffer.from(nacl.sign.detached(Uint8Array.from(buf), keys.secretKey))
+        return sig
+      }
+      if (cmd.salt) opts.salt = Buffer.from(cmd.salt, 'hex')
+      if (cmd.cas !== undefined && cmd.cas !== null) opts.cas = Number(cmd.cas)
+    }
+    dht.put(opts, (err, key, n) => {
+      if (err) return fail(cmd, err.message, err.code)
+      const obj = { event: 'put', target: hex(key), nodes: n }
+      if (opts.k) Object.assign(obj, { k: hex(opts.k), seq: opts.seq, sig: hex(sig) })
+      reply(cmd, obj)
+    })
+  },
+
+  get (cmd) {
+    const opts = { cache: false }
+    if (cmd.salt) opts.salt = Buffer.from(cmd.salt, 'hex')
+    dht.get(cmd.target, opts, (err, found) => {
+      if (err) return fail(cmd, err.message, err.code)
+      if (!found) return reply(cmd, { event: 'got', item: null })
+      const item = { v: hex(bencode.encode(found.v)) }
+      if (found.k) Object.assign(item, { k: hex(found.k), seq: found.seq, sig: hex(found.sig) })
+      reply(cmd, { event: 'got', item })
+    })
   },
 
   stop (cmd) {

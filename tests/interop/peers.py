@@ -15,6 +15,7 @@ or fails it when ``CI`` is set.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -41,9 +42,12 @@ __all__ = [
     "BittorrentDHTPeer",
     "DHTPacket",
     "DriverError",
+    "FoundItem",
     "LibtorrentPeer",
     "PeerMissing",
+    "PutOutcome",
     "SampleAnswer",
+    "ed25519Available",
     "freeUDPPort",
     "libtorrentAvailable",
     "nextLoopbackInterface",
@@ -96,6 +100,12 @@ def nodeModulesAvailable() -> bool:
     )
 
 
+def ed25519Available() -> bool:
+    """Whether the driver's ed25519 package (``tweetnacl``, for BEP 44 mutable items) is in
+    tests/interop/node_modules."""
+    return (NODE_MODULES / "tweetnacl" / "package.json").is_file()
+
+
 def libtorrentAvailable() -> bool:
     """Whether the libtorrent wheel the tests were written against can be imported."""
     try:
@@ -144,6 +154,49 @@ def _bounded(d: Deferred[Any], timeout: float, reactor: IReactorTime, what: str)
     d.addTimeout(timeout, reactor)
     d.addErrback(explain)
     return d
+
+
+# ---------------------------------------------------------------------------------------------
+# BEP 44 items, as the peers report them
+
+
+@dataclass(frozen=True)
+class FoundItem:
+    """A BEP 44 item a peer's get found: ``value`` decoded, ``encoded`` its bencoding; a
+    mutable item also has ``publicKey``, ``seq`` and ``signature``."""
+
+    value: Any
+    encoded: bytes
+    publicKey: bytes | None = None
+    salt: bytes = b""
+    seq: int | None = None
+    signature: bytes | None = None
+    authoritative: bool = True
+    """libtorrent: whether its lookup had finished (its last alert for the get)."""
+
+
+@dataclass(frozen=True)
+class PutOutcome:
+    """What a peer's BEP 44 put reported: the target, how many nodes accepted it and, for a
+    mutable item, the key, salt, seq and signature it put."""
+
+    target: bytes
+    nodes: int
+    publicKey: bytes | None = None
+    salt: bytes = b""
+    seq: int | None = None
+    signature: bytes | None = None
+
+
+def mutableTarget(publicKey: bytes, salt: bytes = b"") -> bytes:
+    """BEP 44: a mutable item's target is SHA-1 of its public key and salt."""
+    return hashlib.sha1(publicKey + salt).digest()
+
+
+def _bencode(value: Any) -> bytes:
+    encoded = bencodepy.encode(value)
+    assert isinstance(encoded, bytes)
+    return encoded
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +319,8 @@ class BittorrentDHTPeer:
             return
         del self._pending[cid]
         if kind == "error":
-            reply.errback(DriverError(f"{event.get('cmd')}: {event.get('message')}"))
+            code = f" (error {event['code']})" if event.get("code") is not None else ""
+            reply.errback(DriverError(f"{event.get('cmd')}: {event.get('message')}{code}"))
         elif kind == "lookupDone":
             reply.callback(list(found))
         else:
@@ -320,17 +374,24 @@ class BittorrentDHTPeer:
         host: str = "127.0.0.1",
         port: int = 0,
         bootstrap: Iterable[Address | str] = (),
+        verify: bool = False,
     ) -> Deferred[int]:
         """Spawn the driver and listen on ``host:port`` (0: any), bootstrapping from the list.
 
         An empty ``bootstrap`` means no bootstrap at all (never the public routers). Fires
         with the port once the node listens; `whenReady` tells when its bootstrap finished.
+        ``verify`` gives the node an ed25519 verify function (tweetnacl), without which it
+        neither gets nor stores BEP 44 mutable items.
         """
         if self._proto is not None:
             return defer.fail(DriverError("already started"))
         self._spawn()
         d = self._command(
-            "start", host=host, port=int(port), bootstrap=[_hostPort(b) for b in bootstrap]
+            "start",
+            host=host,
+            port=int(port),
+            bootstrap=[_hostPort(b) for b in bootstrap],
+            verify=bool(verify),
         )
 
         def listening(event: dict[str, Any]) -> int:
@@ -369,6 +430,74 @@ class BittorrentDHTPeer:
         return d.addCallback(
             lambda event: [(n["id"], n["host"], int(n["port"])) for n in event["nodes"]]
         )
+
+    def put(
+        self,
+        value: Any,
+        seed: bytes | None = None,
+        *,
+        seq: int = 1,
+        salt: bytes = b"",
+        cas: int | None = None,
+        timeout: float | None = None,
+    ) -> Deferred[PutOutcome]:
+        """BEP 44 ``put`` (a get lookup first): immutable, or with ``seed`` (a 32-byte ed25519
+        seed) mutable at ``seq``, signed by the driver with tweetnacl. Fails with
+        `DriverError` (a KRPC error's code in its message) when no node accepted it."""
+        args: dict[str, Any] = {"v": _bencode(value).hex()}
+        if seed is not None:
+            args.update(seed=seed.hex(), seq=int(seq), salt=salt.hex())
+            if cas is not None:
+                args["cas"] = int(cas)
+
+        def outcome(event: dict[str, Any]) -> PutOutcome:
+            mutable = "k" in event
+            return PutOutcome(
+                bytes.fromhex(event["target"]),
+                int(event["nodes"]),
+                bytes.fromhex(event["k"]) if mutable else None,
+                salt if mutable else b"",
+                int(event["seq"]) if mutable else None,
+                bytes.fromhex(event["sig"]) if mutable else None,
+            )
+
+        return self._command("put", timeout=timeout, **args).addCallback(outcome)
+
+    def get(
+        self,
+        target: bytes | None = None,
+        *,
+        publicKey: bytes | None = None,
+        salt: bytes = b"",
+        timeout: float | None = None,
+    ) -> Deferred[FoundItem | None]:
+        """BEP 44 ``get`` of the immutable item at ``target`` or the mutable item of
+        ``publicKey`` and ``salt``, by a lookup (never from its own store); fires with the
+        item bittorrent-dht kept (verified; for a mutable item the highest seq), or None."""
+        if publicKey is not None:
+            target = mutableTarget(publicKey, salt)
+        if target is None:
+            raise ValueError("a get needs a target or a public key")
+
+        def found(event: dict[str, Any]) -> FoundItem | None:
+            item = event.get("item")
+            if not item:
+                return None
+            encoded = bytes.fromhex(item["v"])
+            value = bencodepy.decode(encoded)
+            if "k" not in item:
+                return FoundItem(value, encoded)
+            return FoundItem(
+                value,
+                encoded,
+                bytes.fromhex(item["k"]),
+                salt,
+                int(item["seq"]),
+                bytes.fromhex(item["sig"]),
+            )
+
+        d = self._command("get", timeout=timeout, target=target.hex(), salt=salt.hex())
+        return d.addCallback(found)
 
     def queriesNamed(self, q: str) -> list[dict[str, Any]]:
         """The received queries of one method, e.g. ``"announce_peer"``."""
@@ -464,7 +593,9 @@ class LibtorrentPeer:
     Alerts are polled every ``pollInterval`` s with a LoopingCall on the reactor.
     ``packets`` is every DHT datagram it sent or received (`DHTPacket`),
     ``announcesReceived`` the ``(info_hash, host, port)`` of every announce_peer it accepted,
-    ``nodeId`` its node id (hex) once started, ``logLines`` its DHT log.
+    ``puts`` every BEP 44 put it finished (`PutOutcome`), ``itemAlerts`` every item alert of
+    its BEP 44 gets (``(target, FoundItem or None)``), ``nodeId`` its node id (hex) once
+    started, ``logLines`` its DHT log.
     """
 
     def __init__(
@@ -489,6 +620,8 @@ class LibtorrentPeer:
         self.bootstrapped = False
         self.packets: list[DHTPacket] = []
         self.announcesReceived: list[tuple[bytes, str, int]] = []
+        self.puts: list[PutOutcome] = []
+        self.itemAlerts: list[tuple[bytes, FoundItem | None]] = []
         self.logLines: list[str] = []
         self.session: Any = None
         self._loop: task.LoopingCall | None = None
@@ -498,6 +631,7 @@ class LibtorrentPeer:
         self._announceTraversals: dict[str, int] = {}
         self._liveNodes: list[Deferred[list[tuple[str, str, int]]]] = []
         self._samples: list[tuple[Address, Deferred[SampleAnswer]]] = []
+        self._stats: list[Deferred[dict[str, int]]] = []
 
     @property
     def address(self) -> Address:
@@ -622,6 +756,36 @@ class LibtorrentPeer:
                         )
                     )
                     break
+        elif isinstance(alert, lt.session_stats_alert):
+            values = {str(name): int(value) for name, value in alert.values.items()}
+            stats, self._stats = self._stats, []
+            for waiter in stats:
+                waiter.callback(values)
+        elif isinstance(alert, lt.dht_put_alert):
+            self.puts.append(self._putOutcome(alert))
+        elif isinstance(alert, lt.dht_immutable_item_alert):
+            target = alert.target.to_bytes()
+            value: Any = alert.item
+            encoded = lt.bencode(value)
+            # Nothing found comes as an empty entry: keep only a value that hashes to target.
+            found = FoundItem(value, encoded) if hashlib.sha1(encoded).digest() == target else None
+            self.itemAlerts.append((target, found))
+        elif isinstance(alert, lt.dht_mutable_item_alert):
+            key, salt = bytes(alert.key), bytes(alert.salt)
+            signature = bytes(alert.signature)
+            mutable = None
+            if any(signature):  # nothing found: a zero signature and seq
+                data: Any = alert.item
+                mutable = FoundItem(
+                    data,
+                    lt.bencode(data),
+                    key,
+                    salt,
+                    int(alert.seq),
+                    signature,
+                    bool(alert.authoritative),
+                )
+            self.itemAlerts.append((mutableTarget(key, salt), mutable))
         elif isinstance(alert, lt.dht_live_nodes_alert):
             nodes = [
                 (n["nid"].to_bytes().hex(), str(n["endpoint"][0]), int(n["endpoint"][1]))
@@ -630,6 +794,21 @@ class LibtorrentPeer:
             waiters, self._liveNodes = self._liveNodes, []
             for d in waiters:
                 d.callback(nodes)
+
+    @staticmethod
+    def _putOutcome(alert: Any) -> PutOutcome:
+        publicKey = bytes(alert.public_key)
+        if not any(publicKey):  # an immutable put: no key
+            return PutOutcome(alert.target.to_bytes(), int(alert.num_success))
+        salt = bytes(alert.salt)
+        return PutOutcome(
+            mutableTarget(publicKey, salt),
+            int(alert.num_success),
+            publicKey,
+            salt,
+            int(alert.seq),
+            bytes(alert.signature),
+        )
 
     def _onLog(self, line: str) -> None:
         self.logLines.append(line)
@@ -744,6 +923,92 @@ class LibtorrentPeer:
             d, self.timeout if timeout is None else timeout, self._reactor, "libtorrent getPeers"
         )
 
+    def _putDone(self, target: bytes, seen: int, timeout: float | None) -> Deferred[PutOutcome]:
+        def done() -> PutOutcome | None:
+            return next((put for put in self.puts[seen:] if put.target == target), None)
+
+        def outcome(_: None) -> PutOutcome:
+            put = done()
+            assert put is not None
+            return put
+
+        d = self.waitUntil(lambda: done() is not None, timeout, f"libtorrent put {target.hex()}")
+        return d.addCallback(outcome)
+
+    def putImmutable(self, value: Any, timeout: float | None = None) -> Deferred[PutOutcome]:
+        """``dht_put_immutable_item``: fires with its `PutOutcome` (``nodes``: num_success)
+        once libtorrent's put has finished (its dht_put_alert)."""
+        import libtorrent as lt
+
+        if self.session is None:
+            return defer.fail(DriverError("not started"))
+        seen = len(self.puts)
+        target = self.session.dht_put_immutable_item(value).to_bytes()
+        assert target == hashlib.sha1(lt.bencode(value)).digest()
+        return self._putDone(target, seen, timeout)
+
+    def putMutable(
+        self,
+        privateKey: bytes,
+        publicKey: bytes,
+        data: bytes,
+        salt: bytes = b"",
+        timeout: float | None = None,
+    ) -> Deferred[PutOutcome]:
+        """``dht_put_mutable_item``: ``privateKey`` is libtorrent's 64-byte expanded key,
+        ``data`` the byte string put as ``v``; libtorrent gets the item first and puts it
+        with one more than the highest seq it found. Fires with its `PutOutcome`."""
+        if self.session is None:
+            return defer.fail(DriverError("not started"))
+        seen = len(self.puts)
+        self.session.dht_put_mutable_item(privateKey, publicKey, data, salt)
+        return self._putDone(mutableTarget(publicKey, salt), seen, timeout)
+
+    def _getDone(
+        self, target: bytes, seen: int, timeout: float | None
+    ) -> Deferred[FoundItem | None]:
+        def done() -> tuple[bytes, FoundItem | None] | None:
+            return next(
+                (
+                    alert
+                    for alert in self.itemAlerts[seen:]
+                    if alert[0] == target and (alert[1] is None or alert[1].authoritative)
+                ),
+                None,
+            )
+
+        def found(_: None) -> FoundItem | None:
+            alert = done()
+            assert alert is not None
+            return alert[1]
+
+        d = self.waitUntil(lambda: done() is not None, timeout, f"libtorrent get {target.hex()}")
+        return d.addCallback(found)
+
+    def getImmutable(
+        self, target: bytes, timeout: float | None = None
+    ) -> Deferred[FoundItem | None]:
+        """``dht_get_immutable_item``: fires with the item found, or None (once libtorrent's
+        lookup has finished)."""
+        import libtorrent as lt
+
+        if self.session is None:
+            return defer.fail(DriverError("not started"))
+        seen = len(self.itemAlerts)
+        self.session.dht_get_immutable_item(lt.sha1_hash(target))
+        return self._getDone(target, seen, timeout)
+
+    def getMutable(
+        self, publicKey: bytes, salt: bytes = b"", timeout: float | None = None
+    ) -> Deferred[FoundItem | None]:
+        """``dht_get_mutable_item``: fires with the item of the highest seq found (its
+        authoritative alert, once the lookup has finished), or None."""
+        if self.session is None:
+            return defer.fail(DriverError("not started"))
+        seen = len(self.itemAlerts)
+        self.session.dht_get_mutable_item(publicKey, salt)
+        return self._getDone(mutableTarget(publicKey, salt), seen, timeout)
+
     def liveNodes(self) -> Deferred[list[tuple[str, str, int]]]:
         """``dht_live_nodes``: the routing table as ``(idhex, host, port)`` tuples."""
         import libtorrent as lt
@@ -770,6 +1035,19 @@ class LibtorrentPeer:
         self.session.dht_sample_infohashes(address, lt.sha1_hash(target))
         return _bounded(d, self.timeout, self._reactor, "libtorrent sampleInfoHashes")
 
+    def counters(self) -> Deferred[dict[str, int]]:
+        """``post_session_stats``: the session's counters and gauges by name, e.g.
+        ``dht.dht_immutable_data`` and ``dht.dht_mutable_data`` (the BEP 44 items it stores)
+        or ``dht.dht_invalid_put`` (the put queries it rejected)."""
+        if self.session is None:
+            return defer.fail(DriverError("not started"))
+        d: Deferred[dict[str, int]] = Deferred(
+            lambda d: self._stats.remove(d) if d in self._stats else None
+        )
+        self._stats.append(d)
+        self.session.post_session_stats()
+        return _bounded(d, self.timeout, self._reactor, "libtorrent counters")
+
     def packetsWith(self, host: str, port: int) -> list[DHTPacket]:
         """The datagrams exchanged with one endpoint."""
         return [p for p in self.packets if p.host == host and p.port == port]
@@ -789,9 +1067,10 @@ class LibtorrentPeer:
             *(d for _, d in self._announces),
             *self._liveNodes,
             *(d for _, d in self._samples),
+            *self._stats,
         ]
         self._waiters, self._getPeers, self._announces, self._liveNodes = [], [], [], []
-        self._samples = []
+        self._samples, self._stats = [], []
         for d in waiting:
             if not d.called:
                 d.errback(DriverError("libtorrent peer stopped"))
